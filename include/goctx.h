@@ -1,0 +1,175 @@
+/* goctx.h: Go's context package for C (cancellation trees, deadlines,
+ * request-scoped values, and ways to wait for "done").
+ *
+ * Usage rules (as Go's package comment gives them):
+ *
+ *  - Pass a context explicitly, as the first argument of every function on a
+ *    request's call path (`ctx_t *ctx`). Do not store it in a struct that
+ *    outlives the request; do not pass NULL: pass ctx_todo() when unsure.
+ *  - Every ctx_t * a constructor returns is one reference: give it back with
+ *    ctx_release() exactly once. ctx_retain() takes another one, for a thread
+ *    that outlives the caller's scope. A child holds a reference to its
+ *    parent; a parent does not keep its children alive.
+ *  - Every ctx_cancel_t * handed out must be used exactly once, with
+ *    ctx_cancel() or ctx_cancel_cause(): that call also frees the handle (it
+ *    is the C form of Go's `defer cancel()`). ctx_cancel_dup() gives a second
+ *    party its own handle. Pass NULL for the handle to say "I will never
+ *    cancel this one".
+ *  - When the last reference and the last cancel handle of a context are
+ *    gone, it leaves its parent and the timer queue and is freed, cancelled
+ *    or not: forgetting to cancel leaks nothing once references are released.
+ *  - Use values only for request-scoped data that crosses API boundaries,
+ *    not for optional parameters. Keys are compared by address: use the
+ *    address of a static object you own.
+ *  - Errors are 0 or a positive errno value: ECANCELED is Go's
+ *    context.Canceled, ETIMEDOUT is context.DeadlineExceeded. Constructors
+ *    return NULL and set errno (EINVAL for a NULL parent or key, ENOMEM);
+ *    a failed call leaves nothing behind and calls no callback.
+ *  - Every function is safe from any thread on live objects. Only ctx_wait,
+ *    ctx_sleep and ctx_after_stop (while the callback runs elsewhere) block;
+ *    nothing spins or sleeps waiting for another thread otherwise.
+ *  - The library starts at most one thread, for timers, lazily, on the first
+ *    context with a deadline. After fork(), the child may keep using goctx
+ *    (pending deadlines keep firing there; the timer thread is restarted),
+ *    provided no other thread of the parent was inside a goctx call on the
+ *    same contexts at the moment of the fork. The parent is unaffected.
+ */
+#ifndef GOCTX_H
+#define GOCTX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GOCTX_VERSION_MAJOR 0
+#define GOCTX_VERSION_MINOR 1
+#define GOCTX_VERSION_PATCH 0
+
+typedef struct ctx ctx_t;               /* a context: the read side */
+typedef struct ctx_cancel ctx_cancel_t; /* the right to cancel one context */
+typedef struct ctx_after ctx_after_t;   /* a registered after-func */
+typedef int64_t ctx_time_t;             /* ns on CLOCK_MONOTONIC */
+typedef int64_t ctx_duration_t;         /* ns */
+
+#define CTX_NANOSECOND ((ctx_duration_t)1)
+#define CTX_MICROSECOND (1000 * CTX_NANOSECOND)
+#define CTX_MILLISECOND (1000 * CTX_MICROSECOND)
+#define CTX_SECOND (1000 * CTX_MILLISECOND)
+#define CTX_FOREVER ((ctx_duration_t)-1) /* for waits only */
+
+/* The current time on CLOCK_MONOTONIC, in ns. Never blocks. */
+ctx_time_t ctx_now(void);
+
+/* Go's words for ECANCELED ("context canceled") and ETIMEDOUT ("context
+ * deadline exceeded"); strerror's text for anything else. The string is
+ * static: never free it. */
+const char *ctx_strerror(int err);
+
+/* ---- Constructors. None blocks. ---------------------------------------- */
+
+/* The roots: never done, no deadline, no values. Static: retain and release
+ * on them do nothing. */
+ctx_t *ctx_background(void);
+ctx_t *ctx_todo(void);
+
+/* A child done when its parent is, or when *cancel is used. Go: WithCancel,
+ * and WithCancelCause through ctx_cancel_cause(). */
+ctx_t *ctx_with_cancel(ctx_t *parent, ctx_cancel_t **cancel);
+
+/* A child that is also done, with ETIMEDOUT, at `deadline` (CLOCK_MONOTONIC
+ * ns). A parent deadline strictly earlier makes this a plain WithCancel. A
+ * deadline at or before ctx_now() gives a context done at once. */
+ctx_t *ctx_with_deadline(ctx_t *parent, ctx_time_t deadline, ctx_cancel_t **cancel);
+
+/* ctx_with_deadline(parent, ctx_now() + timeout), saturating on overflow; a
+ * negative timeout is a past deadline. */
+ctx_t *ctx_with_timeout(ctx_t *parent, ctx_duration_t timeout, ctx_cancel_t **cancel);
+
+/* As above; when the deadline fires, ctx_cause() is `cause` (0: ETIMEDOUT). */
+ctx_t *ctx_with_deadline_cause(ctx_t *parent, ctx_time_t deadline, int cause,
+                               ctx_cancel_t **cancel);
+ctx_t *ctx_with_timeout_cause(ctx_t *parent, ctx_duration_t timeout, int cause,
+                              ctx_cancel_t **cancel);
+
+/* A child carrying key -> val. Keys compare by address. free_val, if not
+ * NULL, is called once with val when this context is freed; if this call
+ * fails it is not called and the caller still owns val. */
+ctx_t *ctx_with_value(ctx_t *parent, const void *key, void *val, void (*free_val)(void *));
+
+/* A child with the parent's values, no deadline, never done, and not a child
+ * for cancellation. */
+ctx_t *ctx_without_cancel(ctx_t *parent);
+
+/* Take another reference; returns ctx. */
+ctx_t *ctx_retain(ctx_t *ctx);
+/* Give a reference back; NULL is a no-op. May free ctx and its ancestors. */
+void ctx_release(ctx_t *ctx);
+
+/* Cancel and free the handle: err = cause = ECANCELED. When it returns, the
+ * context and all its descendants are done and every after-func this call
+ * triggered has run. The first cancellation of a context wins. */
+void ctx_cancel(ctx_cancel_t *cancel);
+/* As ctx_cancel, with cause `cause` (0 means ECANCELED). */
+void ctx_cancel_cause(ctx_cancel_t *cancel, int cause);
+/* A second handle to the same context (NULL + errno EINVAL for NULL). */
+ctx_cancel_t *ctx_cancel_dup(ctx_cancel_t *cancel);
+
+/* ---- Reading. None blocks. ------------------------------------------- */
+
+/* 0 while live; ECANCELED or ETIMEDOUT once done, the same ever after. One
+ * atomic load: poll it in tight loops. Once non-zero, waiters have been woken
+ * and the done descriptor is readable. */
+int ctx_err(const ctx_t *ctx);
+/* 0 while live; else the cause of the first cancellation. */
+int ctx_cause(const ctx_t *ctx);
+/* ctx_err(ctx) != 0. */
+bool ctx_done(const ctx_t *ctx);
+/* true and *deadline set if the context has a deadline (its own or an
+ * inherited earlier one); false otherwise. deadline may be NULL. */
+bool ctx_deadline(const ctx_t *ctx, ctx_time_t *deadline);
+/* The value for key, innermost first; NULL if none. */
+void *ctx_value(const ctx_t *ctx, const void *key);
+/* Go's String() form, snprintf-like: writes at most size bytes including the
+ * NUL and returns the length of the whole text. */
+int ctx_format(const ctx_t *ctx, char *buf, size_t size);
+
+/* ---- Waiting. ---------------------------------------------------------- */
+
+/* Block until ctx is done (returns ctx_err) or timeout ns pass (returns 0).
+ * CTX_FOREVER waits without limit; 0 only looks. Interrupted by nothing. */
+int ctx_wait(ctx_t *ctx, ctx_duration_t timeout);
+/* Sleep d ns; 0 after sleeping the whole time, ctx_err if done first. */
+int ctx_sleep(ctx_t *ctx, ctx_duration_t d);
+/* A descriptor that becomes readable once ctx is done and stays readable
+ * (do not read from it, do not close it: the context owns it until freed).
+ * Made on first use. -1 with errno ENOENT for a context that can never be
+ * done, or EMFILE/ENFILE/ENOMEM if none can be made. */
+int ctx_done_fd(ctx_t *ctx);
+
+/* ---- After-funcs (Go's AfterFunc). ------------------------------------- */
+
+/* Call fn(arg) once ctx is done: at once, in this thread, if it already is;
+ * otherwise in the thread that cancels (or the timer thread), after every
+ * internal lock is released. fn must be short and must not block. Returns 0,
+ * EINVAL (NULL ctx or fn) or ENOMEM; on error fn is never called. stop may be
+ * NULL when the caller will never stop it. */
+int ctx_after_func(ctx_t *ctx, void (*fn)(void *arg), void *arg, ctx_after_t **stop);
+/* Free the handle. true: fn will never run (this call stopped it). false: fn
+ * has run or is running; outside fn this waits until fn has returned. */
+bool ctx_after_stop(ctx_after_t *stop);
+
+/* ---- Memory. ----------------------------------------------------------- */
+
+/* Route every allocation of the library through alloc/free (both non-NULL).
+ * Call before the first context is made; later: EBUSY, nothing changes. */
+int ctx_set_allocator(void *(*alloc)(size_t size), void (*free)(void *ptr));
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GOCTX_H */

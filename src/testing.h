@@ -1,0 +1,29 @@
+/* testing.h: internal hooks for goctx's own tests (white-box checks and a
+ * fake clock). Not installed; link the static library to use them. */
+#ifndef GOCTX_TESTING_H
+#define GOCTX_TESTING_H
+
+#include <stddef.h>
+
+#include "goctx.h"
+
+/* Replace the clock behind ctx_now() and every deadline (NULL: the real
+ * CLOCK_MONOTONIC again). Waits with a timeout still use real time. After
+ * moving a fake clock forward, call ctx__timers_kick() so the timer thread
+ * fires what is now due. */
+void ctx__set_clock(ctx_time_t (*now)(void));
+void ctx__timers_kick(void);
+
+/* How many deadlines are armed in the timer queue right now. */
+size_t ctx__timers_pending(void);
+
+/* How many entries (cancelable children and after-func registrations) the
+ * nearest cancelable ancestor-or-self of ctx lists right now; 0 for a context
+ * that can never be done. */
+size_t ctx__children_count(const ctx_t *ctx);
+
+/* How many contexts and registrations are alive in this process right now
+ * (every allocation the library holds, descriptors excluded). */
+long ctx__live_objects(void);
+
+#endif
