@@ -22,8 +22,4 @@ size_t ctx__timers_pending(void);
  * that can never be done. */
 size_t ctx__children_count(const ctx_t *ctx);
 
-/* How many contexts and registrations are alive in this process right now
- * (every allocation the library holds, descriptors excluded). */
-long ctx__live_objects(void);
-
 #endif
