@@ -1,0 +1,139 @@
+# goctx: a wrapper around CMake. Every build dir lives under build/.
+#
+#   make deps      check the tools and libraries; as root, apt-get what is missing
+#   make           build the plain configuration (build/plain)
+#   make test      three configurations, each built and run with ctest:
+#                    build/plain  gcc   -O2 -g
+#                    build/asan   clang ASan+UBSan
+#                    build/tsan   gcc   TSan
+#   make demo      build, then run every example (and `seed` last)
+#   make install   install the plain build under PREFIX (/usr/local)
+#   make bench     optimised build (build/bench); $(SHARED)/bench/compare on goctx-bench
+#   make fuzz      clang+ASan build (build/fuzz) of goctx-fuzz, run FUZZ_SECONDS
+#   make stress    TSan build (build/tsan) of goctx-stress, run for DURATION seconds
+#   make clean
+
+PREFIX       ?= /usr/local
+SHARED       ?= ../shared
+FUZZ_SECONDS ?= 60
+DURATION     ?= 10
+CMAKE        ?= cmake
+CTEST        ?= ctest
+JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST_JOBS   ?= 2
+B            := build
+
+export ASAN_OPTIONS  ?= detect_leaks=1:halt_on_error=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS  ?= halt_on_error=1 second_deadlock_stack=1
+
+# $(call configure,DIR,CC,SANITIZE,FLAGS[,EXTRA]): (re)configure a build dir.
+# FLAGS replace the build type's own (RelWithDebInfo keeps asserts on here).
+define configure
+$(CMAKE) -S . -B $(1) -DCMAKE_C_COMPILER=$(2) -DGOCTX_SANITIZE=$(3) \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="$(4)" \
+	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(5)
+endef
+
+# $(call tsan_prefix,PROGRAM): sets shell variable `run` to what TSan programs
+# must be started under. TSan dies with "unexpected memory mapping" on kernels
+# with many mmap random bits; with ASLR off (setarch -R) it works.
+define tsan_prefix
+run=""; \
+	if ! $(1) >/dev/null 2>&1; then \
+	  if setarch "$$(uname -m)" -R $(1) >/dev/null 2>&1; then \
+	    run="setarch $$(uname -m) -R"; echo "TSan needs ASLR off on this kernel: running under $$run"; \
+	  else echo "TSan does not run here:"; $(1); exit 1; fi; \
+	fi
+endef
+
+.PHONY: all build deps test test-plain test-asan test-tsan demo install bench fuzz stress clean
+
+all: build
+
+deps:
+	@have() { command -v "$$1" >/dev/null 2>&1; }; \
+	pkgs=""; \
+	have cmake      || pkgs="$$pkgs cmake"; \
+	have gcc        || pkgs="$$pkgs gcc"; \
+	have clang      || pkgs="$$pkgs clang"; \
+	have pkg-config || pkgs="$$pkgs pkg-config"; \
+	{ have pkg-config && pkg-config --exists cmocka; } || pkgs="$$pkgs libcmocka-dev"; \
+	if have clang && ! echo 'int main(void){return 0;}' | \
+	     clang -fsanitize=address,undefined -x c -o /dev/null - >/dev/null 2>&1; then \
+	  pkgs="$$pkgs libclang-rt-$$(clang -dumpversion | cut -d. -f1)-dev"; \
+	fi; \
+	if [ -z "$$pkgs" ]; then echo "deps: all present"; exit 0; fi; \
+	cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y$$pkgs"; \
+	if [ "$$(id -u)" != 0 ]; then echo "deps: missing, run as root: $$cmd"; exit 1; fi; \
+	echo "deps: $$cmd"; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$pkgs || exit 1; \
+	if ! echo 'int main(void){return 0;}' | \
+	     clang -fsanitize=address,undefined -x c -o /dev/null - >/dev/null 2>&1; then \
+	  rt="libclang-rt-$$(clang -dumpversion | cut -d. -f1)-dev"; \
+	  echo "deps: apt-get install -y $$rt"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y $$rt || exit 1; \
+	fi
+
+build:
+	$(call configure,$(B)/plain,gcc,,-O2 -g)
+	$(CMAKE) --build $(B)/plain -j $(JOBS)
+
+test: deps
+	$(MAKE) --no-print-directory test-plain
+	$(MAKE) --no-print-directory test-asan
+	$(MAKE) --no-print-directory test-tsan
+
+test-plain: build
+	cd $(B)/plain && $(CTEST) --output-on-failure -j$(CTEST_JOBS)
+
+test-asan:
+	$(call configure,$(B)/asan,clang,address,-O1 -g)
+	$(CMAKE) --build $(B)/asan -j $(JOBS)
+	cd $(B)/asan && $(CTEST) --output-on-failure -j$(CTEST_JOBS)
+
+test-tsan: $(B)/tsan/tsan-probe
+	$(call configure,$(B)/tsan,gcc,thread,-O1 -g)
+	$(CMAKE) --build $(B)/tsan -j $(JOBS)
+	@$(call tsan_prefix,$(B)/tsan/tsan-probe); \
+	cd $(B)/tsan && echo "$$run $(CTEST) --output-on-failure -j$(CTEST_JOBS)" && \
+	$$run $(CTEST) --output-on-failure -j$(CTEST_JOBS)
+
+# A threaded do-nothing program built like the TSan tests, to see if TSan runs.
+$(B)/tsan/tsan-probe:
+	@mkdir -p $(@D)
+	printf '#include <pthread.h>\nstatic void *f(void *a) { return a; }\nint main(void) { pthread_t t; if (pthread_create(&t, 0, f, 0)) return 1; return pthread_join(t, 0); }\n' | \
+	  gcc -fsanitize=thread -pthread -x c -o $@ -
+
+demo: deps build
+	@set -e; names=$$(cd examples && ls *.c 2>/dev/null | sed 's/\.c$$//' | LC_ALL=C sort | grep -vx seed || true); \
+	[ -f examples/seed.c ] && names="$$names seed"; \
+	for n in $$names; do \
+	  echo; echo "===== examples/$$n ====="; \
+	  $(B)/plain/examples/$$n || { echo "===== examples/$$n FAILED (exit $$?)"; exit 1; }; \
+	done; echo; echo "===== demo: all examples passed"
+
+install: build
+	$(CMAKE) --install $(B)/plain --prefix $(PREFIX)
+
+bench:
+	$(CMAKE) -S . -B $(B)/bench -DCMAKE_C_COMPILER=gcc -DGOCTX_SANITIZE= \
+	  -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
+	  -DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF
+	$(CMAKE) --build $(B)/bench -j $(JOBS) --target goctx-bench
+	$(SHARED)/bench/compare -- $(B)/bench/bench/goctx-bench
+
+fuzz:
+	$(call configure,$(B)/fuzz,clang,address,-O1 -g,-DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF)
+	$(CMAKE) --build $(B)/fuzz -j $(JOBS) --target goctx-fuzz
+	$(B)/fuzz/fuzz/goctx-fuzz -max_total_time=$(FUZZ_SECONDS)
+
+stress: $(B)/tsan/tsan-probe
+	$(call configure,$(B)/tsan,gcc,thread,-O1 -g)
+	$(CMAKE) --build $(B)/tsan -j $(JOBS) --target goctx-stress
+	@$(call tsan_prefix,$(B)/tsan/tsan-probe); \
+	echo "$$run $(B)/tsan/stress/goctx-stress $(DURATION)"; \
+	$$run $(B)/tsan/stress/goctx-stress $(DURATION)
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Install a goctx build into a scratch prefix, then build tests/consumer against
+# it with pkg-config and with CMake's find_package, and run what was built.
+#   run.sh BUILD_DIR WORK_DIR [CMAKE [CC]]
+set -eu
+build=$1
+work=$2
+cmake=${3:-cmake}
+cc=${4:-cc}
+here=$(cd "$(dirname "$0")" && pwd)
+
+rm -rf "$work"
+mkdir -p "$work"
+prefix=$work/prefix
+
+echo "== install into $prefix"
+"$cmake" --install "$build" --prefix "$prefix"
+libdir=$(dirname "$(find "$prefix" -name goctx.pc)")/..
+libdir=$(cd "$libdir" && pwd)
+
+echo "== pkg-config"
+PKG_CONFIG_PATH=$libdir/pkgconfig
+export PKG_CONFIG_PATH
+flags=$(pkg-config --cflags --libs goctx)
+echo "pkg-config --cflags --libs goctx: $flags"
+# shellcheck disable=SC2086  # flags are words
+"$cc" -std=c11 -Wall -Wextra -Werror -o "$work/consumer_pc" "$here/main.c" $flags
+LD_LIBRARY_PATH=$libdir "$work/consumer_pc"
+
+echo "== find_package"
+"$cmake" -S "$here" -B "$work/cmake" -DCMAKE_C_COMPILER="$cc" \
+  -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+"$cmake" --build "$work/cmake"
+LD_LIBRARY_PATH=$libdir "$work/cmake/consumer_shared"
+"$work/cmake/consumer_static"
+echo "== install_consumer: ok"
