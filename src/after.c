@@ -1,0 +1,86 @@
+/* after.c: after-funcs (Go's AfterFunc).
+ *
+ * A registration is a node in the watched context's child list, so the
+ * cancellation that reaches it claims it like a child (cancel.c). Its state
+ * word moves once: PENDING -> RUNNING -> DONE by the canceller, or PENDING
+ * -> STOPPED by ctx_after_stop; whoever wins the CAS from PENDING decides.
+ * `runner` is written before the RUNNING CAS (release) and read after an
+ * acquire load that saw RUNNING, so ctx_after_stop can tell whether it is
+ * called from inside fn.
+ *
+ * References on the registration: one for the pending registration (gone
+ * when fn has run or was stopped) and one for the stop handle, if any. The
+ * registration holds the watched context through base.parent.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+/* Handles for registrations that never needed a node: on a context already
+ * done (fn ran at once) and on one that can never be done. */
+static struct ctx__after after_ran;
+static struct ctx__after after_never;
+
+int ctx_after_func(ctx_t *ctx, void (*fn)(void *arg), void *arg, ctx_after_t **stop)
+{
+	if (!ctx || !fn)
+		return EINVAL;
+	struct ctx__cnode *s = ctx->src;
+	if (!s) {
+		if (stop)
+			*stop = (ctx_after_t *)&after_never;
+		return 0;
+	}
+	if (!ctx_done(ctx)) {
+		struct ctx__after *a = ctx__alloc(sizeof *a);
+		if (!a)
+			return ENOMEM;
+		atomic_init(&a->node.base.refs, stop ? 2 : 1);
+		a->node.base.kind = CTX__AFTER;
+		a->node.base.todo = 0;
+		a->node.base.parent = ctx_retain(ctx);
+		a->node.base.src = NULL;
+		a->node.next = NULL;
+		a->node.pprev = NULL;
+		atomic_init(&a->state, CTX__AFTER_PENDING);
+		a->fn = fn;
+		a->arg = arg;
+		int cause;
+		if (ctx__link(s, &a->node, &cause) == 0) {
+			if (stop)
+				*stop = (ctx_after_t *)a;
+			return 0;
+		}
+		/* Done meanwhile: nobody saw the node. */
+		ctx_release(ctx);
+		ctx__free(a);
+	}
+	fn(arg);
+	if (stop)
+		*stop = (ctx_after_t *)&after_ran;
+	return 0;
+}
+
+static bool not_running(uint32_t s) { return (s & CTX__AFTER_MASK) != CTX__AFTER_RUNNING; }
+
+bool ctx_after_stop(ctx_after_t *stop)
+{
+	struct ctx__after *a = (struct ctx__after *)stop;
+	if (!a || a == &after_ran)
+		return false;
+	if (a == &after_never)
+		return true;
+	uint32_t s = CTX__AFTER_PENDING;
+	if (atomic_compare_exchange_strong_explicit(&a->state, &s, CTX__AFTER_STOPPED,
+	                                            memory_order_acq_rel, memory_order_acquire)) {
+		ctx__unlink(a->node.base.parent->src, &a->node);
+		/* The registration's reference, then the handle's. */
+		atomic_fetch_sub_explicit(&a->node.base.refs, 1, memory_order_relaxed);
+		ctx_release(&a->node.base);
+		return true;
+	}
+	if ((s & CTX__AFTER_MASK) == CTX__AFTER_RUNNING && !pthread_equal(a->runner, pthread_self()))
+		ctx__wait_word(&a->state, not_running, -1);
+	ctx_release(&a->node.base);
+	return false;
+}

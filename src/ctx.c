@@ -1,0 +1,329 @@
+/* ctx.c: the context tree: roots, constructors, references, and reading. */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "testing.h"
+
+static struct ctx background = {.kind = CTX__ROOT};
+static struct ctx todo = {.kind = CTX__ROOT, .todo = 1};
+
+ctx_t *ctx_background(void) { return &background; }
+ctx_t *ctx_todo(void) { return &todo; }
+
+/* ---- references ---- */
+
+ctx_t *ctx_retain(ctx_t *c)
+{
+	/* Relaxed is enough to take a reference from one we already hold. */
+	if (c && c->kind != CTX__ROOT)
+		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+bool ctx__try_retain(struct ctx *c)
+{
+	uint32_t n = atomic_load_explicit(&c->refs, memory_order_relaxed);
+	while (n != 0) {
+		if (atomic_compare_exchange_weak_explicit(&c->refs, &n, n + 1, memory_order_relaxed,
+		                                          memory_order_relaxed))
+			return true;
+	}
+	return false;
+}
+
+void ctx__unlink(struct ctx__cnode *src, struct ctx__node *n)
+{
+	ctx__lock(&src->lock);
+	if (n->pprev) {
+		*n->pprev = n->next;
+		if (n->next)
+			n->next->pprev = n->pprev;
+		n->pprev = NULL;
+	}
+	ctx__unlock(&src->lock);
+}
+
+int ctx__link(struct ctx__cnode *src, struct ctx__node *n, int *cause)
+{
+	ctx__lock(&src->lock);
+	/* err is written under this lock: a relaxed load is ordered by it. */
+	int err = (int)(atomic_load_explicit(&src->state, memory_order_relaxed) & CTX__ERR_MASK);
+	if (err) {
+		*cause = src->cause;
+	} else {
+		n->next = src->children;
+		if (n->next)
+			n->next->pprev = &n->next;
+		src->children = n;
+		n->pprev = &src->children;
+	}
+	ctx__unlock(&src->lock);
+	return err;
+}
+
+/* Free one node whose count reached zero; returns its parent, whose
+ * reference the caller must now drop. */
+static struct ctx *destroy(struct ctx *c)
+{
+	struct ctx *parent = c->parent;
+	switch (c->kind) {
+	case CTX__VALUE: {
+		struct ctx__value *v = (struct ctx__value *)c;
+		if (v->free_val)
+			v->free_val(v->val);
+		break;
+	}
+	case CTX__TIMER:
+		/* A done timer was disarmed by its cancellation. */
+		if (!ctx_done(c))
+			ctx__timer_disarm((struct ctx__timer *)c);
+		/* fall through */
+	case CTX__CANCEL: {
+		struct ctx__cnode *cn = (struct ctx__cnode *)c;
+		if (parent->src)
+			ctx__unlink(parent->src, &cn->node);
+		if (cn->fd >= 0)
+			close(cn->fd);
+		break;
+	}
+	case CTX__AFTER:
+		/* A registration drops its count to zero only once stopped or run,
+		 * and both leave the list first; the unlink is for safety. */
+		if (parent->src)
+			ctx__unlink(parent->src, (struct ctx__node *)c);
+		break;
+	default:
+		break;
+	}
+	ctx__free(c);
+	return parent;
+}
+
+void ctx_release(ctx_t *c)
+{
+	/* Iterative, so that releasing the leaf of a long chain that holds the
+	 * last references frees the chain without recursion. */
+	while (c && c->kind != CTX__ROOT) {
+		/* Release/acquire: every use of the node by other holders happens
+		 * before the free. */
+		if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_release) != 1)
+			return;
+		atomic_thread_fence(memory_order_acquire);
+		c = destroy(c);
+	}
+}
+
+/* ---- constructors ---- */
+
+static void *new_node(size_t size, enum ctx__kind kind, ctx_t *parent)
+{
+	struct ctx *c = ctx__alloc(size);
+	if (!c)
+		return NULL;
+	atomic_init(&c->refs, 1);
+	c->kind = (uint8_t)kind;
+	c->todo = 0;
+	c->parent = ctx_retain(parent);
+	c->src = parent->src;
+	return c;
+}
+
+/* Set up a cancelable node and link it under its parent; a node under a
+ * done parent is born done with the parent's err and cause. Returns the
+ * err it was born with. */
+static int init_cnode(struct ctx__cnode *cn)
+{
+	struct ctx__cnode *psrc = cn->node.base.src;
+	cn->node.base.src = cn;
+	cn->node.next = NULL;
+	cn->node.pprev = NULL;
+	atomic_init(&cn->state, 0);
+	atomic_init(&cn->lock, 0);
+	cn->fd = -1;
+	cn->children = NULL;
+	if (!psrc)
+		return 0;
+	int cause = 0;
+	int err = ctx__link(psrc, &cn->node, &cause);
+	if (err) {
+		/* Not yet shared with any thread: plain stores, published by the
+		 * return of the constructor. */
+		cn->cause = cause;
+		atomic_store_explicit(&cn->state, (uint32_t)err, memory_order_relaxed);
+	}
+	return err;
+}
+
+ctx_t *ctx_with_cancel(ctx_t *parent, ctx_cancel_t **cancel)
+{
+	if (!parent) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct ctx__cnode *cn = new_node(sizeof *cn, CTX__CANCEL, parent);
+	if (!cn)
+		return NULL;
+	cn->cause = 0;
+	init_cnode(cn);
+	if (cancel) {
+		ctx_retain(&cn->node.base);
+		*cancel = (ctx_cancel_t *)cn;
+	}
+	return &cn->node.base;
+}
+
+ctx_time_t ctx__add_sat(ctx_time_t a, ctx_duration_t b)
+{
+	ctx_time_t r;
+	if (__builtin_add_overflow(a, b, &r))
+		return b > 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
+ctx_t *ctx_with_deadline_cause(ctx_t *parent, ctx_time_t deadline, int cause,
+                               ctx_cancel_t **cancel)
+{
+	if (!parent) {
+		errno = EINVAL;
+		return NULL;
+	}
+	ctx_time_t cur;
+	if (ctx_deadline(parent, &cur) && cur < deadline)
+		return ctx_with_cancel(parent, cancel); /* the cause is dropped, as Go does */
+
+	struct ctx__timer *t = new_node(sizeof *t, CTX__TIMER, parent);
+	if (!t)
+		return NULL;
+	t->deadline = deadline;
+	t->hchild = t->hnext = t->hprev = NULL;
+	/* Until done, `cause` holds the deadline's cause (see internal.h). */
+	t->c.cause = cause ? cause : ETIMEDOUT;
+	if (cancel) {
+		ctx_retain(&t->c.node.base);
+		*cancel = (ctx_cancel_t *)t;
+	}
+	if (init_cnode(&t->c) == 0) {
+		if (deadline <= ctx_now()) {
+			ctx__cancel(&t->c, ETIMEDOUT, CTX__TIMER_CAUSE, true);
+		} else {
+			int e = ctx__timer_arm(t);
+			if (e) {
+				/* No timer thread: undo everything. */
+				if (cancel)
+					ctx_release(&t->c.node.base);
+				ctx__cancel(&t->c, ECANCELED, ECANCELED, true);
+				ctx_release(&t->c.node.base);
+				errno = e;
+				return NULL;
+			}
+		}
+	}
+	return &t->c.node.base;
+}
+
+ctx_t *ctx_with_deadline(ctx_t *parent, ctx_time_t deadline, ctx_cancel_t **cancel)
+{
+	return ctx_with_deadline_cause(parent, deadline, 0, cancel);
+}
+
+ctx_t *ctx_with_timeout_cause(ctx_t *parent, ctx_duration_t timeout, int cause,
+                              ctx_cancel_t **cancel)
+{
+	return ctx_with_deadline_cause(parent, ctx__add_sat(ctx_now(), timeout), cause, cancel);
+}
+
+ctx_t *ctx_with_timeout(ctx_t *parent, ctx_duration_t timeout, ctx_cancel_t **cancel)
+{
+	return ctx_with_timeout_cause(parent, timeout, 0, cancel);
+}
+
+ctx_t *ctx_with_value(ctx_t *parent, const void *key, void *val, void (*free_val)(void *))
+{
+	if (!parent || !key) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct ctx__value *v = new_node(sizeof *v, CTX__VALUE, parent);
+	if (!v)
+		return NULL;
+	v->key = key;
+	v->val = val;
+	v->free_val = free_val;
+	return &v->base;
+}
+
+ctx_t *ctx_without_cancel(ctx_t *parent)
+{
+	if (!parent) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct ctx *c = new_node(sizeof *c, CTX__WITHOUT, parent);
+	if (c)
+		c->src = NULL;
+	return c;
+}
+
+/* ---- reading ---- */
+
+int ctx_err(const ctx_t *c)
+{
+	/* The hot path: one acquire load (pairs with the release that
+	 * publishes err in cancel.c). */
+	const struct ctx__cnode *s = c->src;
+	if (!s)
+		return 0;
+	return (int)(atomic_load_explicit(&s->state, memory_order_acquire) & CTX__ERR_MASK);
+}
+
+bool ctx_done(const ctx_t *c) { return ctx_err(c) != 0; }
+
+int ctx_cause(const ctx_t *c)
+{
+	const struct ctx__cnode *s = c->src;
+	if (!s || !(atomic_load_explicit(&s->state, memory_order_acquire) & CTX__ERR_MASK))
+		return 0;
+	/* cause was written before the release that published err. */
+	return s->cause;
+}
+
+bool ctx_deadline(const ctx_t *c, ctx_time_t *deadline)
+{
+	for (; c; c = c->parent) {
+		if (c->kind == CTX__TIMER) {
+			if (deadline)
+				*deadline = ((const struct ctx__timer *)c)->deadline;
+			return true;
+		}
+		if (c->kind == CTX__WITHOUT || c->kind == CTX__ROOT)
+			break;
+	}
+	return false;
+}
+
+void *ctx_value(const ctx_t *c, const void *key)
+{
+	for (; c; c = c->parent) {
+		if (c->kind == CTX__VALUE) {
+			const struct ctx__value *v = (const struct ctx__value *)c;
+			if (v->key == key)
+				return v->val;
+		}
+	}
+	return NULL;
+}
+
+size_t ctx__children_count(const ctx_t *c)
+{
+	struct ctx__cnode *s = c->src;
+	if (!s)
+		return 0;
+	size_t n = 0;
+	ctx__lock(&s->lock);
+	for (struct ctx__node *e = s->children; e; e = e->next)
+		n++;
+	ctx__unlock(&s->lock);
+	return n;
+}

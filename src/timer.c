@@ -1,0 +1,248 @@
+/* timer.c: the deadline queue and the one timer thread.
+ *
+ * The queue is an intrusive pairing heap ordered by deadline: arming links
+ * the node's own three pointers (no allocation), disarming cuts it out.
+ * Insert is O(1); removing any node is O(log n) amortised; a node inserted
+ * behind the minimum and removed again (the common "timeout, then cancel")
+ * touches only the root's first-child list. Everything in the heap is
+ * guarded by q.lock.
+ *
+ * The heap holds no reference: a node being freed disarms itself (under
+ * q.lock) before its memory goes. The thread therefore takes a reference
+ * (try_retain, under q.lock) on each due node before letting go of the
+ * lock; a node whose count is already zero is left to its destructor.
+ *
+ * The thread sleeps on q.cond (CLOCK_MONOTONIC) until the earliest
+ * deadline; arming signals it only when the new node becomes the minimum.
+ * With a test clock installed it sleeps until ctx__timers_kick().
+ *
+ * fork(): prepare takes q.lock so the child inherits a consistent heap;
+ * the child re-creates lock and cond and restarts the thread if timers are
+ * pending. Lock order: a node's lock, then q.lock (arming).
+ */
+#include <errno.h>
+#include <signal.h>
+
+#include "internal.h"
+#include "testing.h"
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct ctx__timer *root;
+	size_t count;
+	bool started;   /* the thread runs (or is being started) */
+	bool sleeping;  /* the thread waits on cond */
+	pthread_t thread;
+} q = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* ---- the pairing heap ---- */
+
+static bool armed(const struct ctx__timer *t) { return t == q.root || t->hprev != NULL; }
+
+/* Meld two heap roots (either may be NULL); returns the new root. */
+static struct ctx__timer *meld(struct ctx__timer *a, struct ctx__timer *b)
+{
+	if (!a)
+		return b;
+	if (!b)
+		return a;
+	if (b->deadline < a->deadline) {
+		struct ctx__timer *t = a;
+		a = b;
+		b = t;
+	}
+	b->hprev = a;
+	b->hnext = a->hchild;
+	if (b->hnext)
+		b->hnext->hprev = b;
+	a->hchild = b;
+	a->hnext = NULL;
+	a->hprev = NULL;
+	return a;
+}
+
+/* Meld a list of siblings into one heap: pairs left to right, then the
+ * pairs right to left (the standard two-pass). */
+static struct ctx__timer *merge_pairs(struct ctx__timer *first)
+{
+	struct ctx__timer *pairs = NULL; /* stack of melded pairs, through hnext */
+	while (first) {
+		struct ctx__timer *a = first, *b = a->hnext;
+		first = b ? b->hnext : NULL;
+		a->hnext = a->hprev = NULL;
+		if (b)
+			b->hnext = b->hprev = NULL;
+		struct ctx__timer *m = meld(a, b);
+		m->hnext = pairs;
+		pairs = m;
+	}
+	struct ctx__timer *r = NULL;
+	while (pairs) {
+		struct ctx__timer *next = pairs->hnext;
+		pairs->hnext = NULL;
+		r = meld(r, pairs);
+		pairs = next;
+	}
+	return r;
+}
+
+static void heap_insert(struct ctx__timer *t)
+{
+	t->hchild = t->hnext = t->hprev = NULL;
+	q.root = meld(q.root, t);
+	q.count++;
+}
+
+static void heap_remove(struct ctx__timer *t)
+{
+	if (t == q.root) {
+		q.root = merge_pairs(t->hchild);
+	} else {
+		if (t->hprev->hchild == t)
+			t->hprev->hchild = t->hnext; /* first child of its parent */
+		else
+			t->hprev->hnext = t->hnext;
+		if (t->hnext)
+			t->hnext->hprev = t->hprev;
+		q.root = meld(q.root, merge_pairs(t->hchild));
+	}
+	t->hchild = t->hnext = t->hprev = NULL;
+	q.count--;
+}
+
+/* ---- the thread ---- */
+
+static void *timer_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&q.lock);
+	for (;;) {
+		struct ctx__timer *due = NULL; /* through hnext */
+		ctx_time_t now = ctx_now();
+		while (q.root && q.root->deadline <= now) {
+			struct ctx__timer *t = q.root;
+			heap_remove(t);
+			if (ctx__try_retain(&t->c.node.base)) {
+				t->hnext = due;
+				due = t;
+			}
+		}
+		if (due) {
+			pthread_mutex_unlock(&q.lock);
+			while (due) {
+				struct ctx__timer *t = due;
+				due = t->hnext;
+				t->hnext = NULL;
+				ctx__cancel(&t->c, ETIMEDOUT, CTX__TIMER_CAUSE, true);
+				ctx_release(&t->c.node.base);
+			}
+			pthread_mutex_lock(&q.lock);
+			continue;
+		}
+		q.sleeping = true;
+		if (!q.root || ctx__clock_is_fake()) {
+			pthread_cond_wait(&q.cond, &q.lock);
+		} else {
+			struct timespec ts = {.tv_sec = q.root->deadline / CTX_SECOND,
+			                      .tv_nsec = q.root->deadline % CTX_SECOND};
+			pthread_cond_timedwait(&q.cond, &q.lock, &ts);
+		}
+		q.sleeping = false;
+	}
+	return NULL;
+}
+
+/* Start the thread; q.lock held. All signals are blocked in it: it runs
+ * nothing of the user's but after-funcs, which must not expect signals. */
+static int start_thread(void)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int e = pthread_create(&q.thread, &attr, timer_main, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e == 0)
+		q.started = true;
+	return e;
+}
+
+static void init_cond(void)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&q.cond, &a);
+	pthread_condattr_destroy(&a);
+}
+
+static void fork_prepare(void) { pthread_mutex_lock(&q.lock); }
+static void fork_parent(void) { pthread_mutex_unlock(&q.lock); }
+
+static void fork_child(void)
+{
+	/* Only this thread exists now: rebuild what the others may have held. */
+	pthread_mutex_init(&q.lock, NULL);
+	init_cond();
+	q.started = false;
+	q.sleeping = false;
+	if (q.root)
+		start_thread();
+}
+
+static void init_queue(void)
+{
+	init_cond();
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+int ctx__timer_arm(struct ctx__timer *t)
+{
+	pthread_once(&init_once, init_queue);
+	int e = 0;
+	ctx__lock(&t->c.lock);
+	/* A parent's cancel may have reached t already: then no timer. */
+	if (!(atomic_load_explicit(&t->c.state, memory_order_relaxed) & CTX__ERR_MASK)) {
+		pthread_mutex_lock(&q.lock);
+		if (!q.started)
+			e = start_thread();
+		if (!e) {
+			heap_insert(t);
+			if (q.root == t && q.sleeping)
+				pthread_cond_signal(&q.cond);
+		}
+		pthread_mutex_unlock(&q.lock);
+	}
+	ctx__unlock(&t->c.lock);
+	return e;
+}
+
+void ctx__timer_disarm(struct ctx__timer *t)
+{
+	pthread_mutex_lock(&q.lock);
+	if (armed(t))
+		heap_remove(t);
+	pthread_mutex_unlock(&q.lock);
+}
+
+void ctx__timers_kick(void)
+{
+	pthread_once(&init_once, init_queue);
+	pthread_mutex_lock(&q.lock);
+	pthread_cond_signal(&q.cond);
+	pthread_mutex_unlock(&q.lock);
+}
+
+size_t ctx__timers_pending(void)
+{
+	pthread_mutex_lock(&q.lock);
+	size_t n = q.count;
+	pthread_mutex_unlock(&q.lock);
+	return n;
+}
