@@ -1,0 +1,667 @@
+/* goctx-bench: the operations of the shared benchmark spec (SPEC.md beside
+ * the peers), measured on goctx with the same method as the Go and C++ peer
+ * programs, so that `compare` can set them side by side.
+ *
+ * Prints one line per operation on stdout:
+ *
+ *     BENCH <op> <ns_per_op> <bytes_per_op> <allocs_per_op>
+ *
+ * Diagnostics go to stderr. Knobs (environment, the peers' names):
+ *
+ *     BENCH_MIN_TIME_MS  minimum duration of one timed run (default 500)
+ *     BENCH_RUNS         timed runs per op, the best is kept (default 3)
+ *     BENCH_OPS          comma-separated op names to run (default: all)
+ *
+ * Method (as the peers): the allocator hook is installed first, then one
+ * extra thread is started and joined; n grows (prediction x1.2, at most x100
+ * per step) until one run lasts the minimum time; that run and BENCH_RUNS-1
+ * more at the same n count; ns/op is the best of them, bytes/op and allocs/op
+ * (requested bytes and allocations made through the library's allocator) are
+ * averaged over them. "Release" is ctx_cancel on every handle still owed and
+ * ctx_release on every reference. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "goctx.h"
+
+/* ---------------------------------------------------------------------------
+ * Harness */
+
+static double g_min_time = 0.5; /* seconds */
+static int g_runs = 3;
+static char **g_only;
+static size_t g_nonly;
+
+static volatile uintptr_t g_sink;
+
+static bool wanted(const char *op)
+{
+	if (!g_only)
+		return true;
+	for (size_t i = 0; i < g_nonly; i++)
+		if (strcmp(g_only[i], op) == 0)
+			return true;
+	return false;
+}
+
+typedef void (*body_fn)(void *arg, uint64_t n);
+
+struct run_result {
+	uint64_t n;
+	double secs;
+	uint64_t bytes, allocs;
+};
+
+static struct run_result timed_run(body_fn body, void *arg, uint64_t n)
+{
+	struct bench_counts c0 = bench_snapshot();
+	double t0 = bench_secs();
+	body(arg, n);
+	double t1 = bench_secs();
+	struct bench_counts c1 = bench_snapshot();
+	return (struct run_result){n, t1 - t0, c1.bytes - c0.bytes, c1.allocs - c0.allocs};
+}
+
+/* Grow n until one run lasts at least the minimum time, then keep n for
+ * g_runs runs in all (that first run counts as one). */
+static void measure(body_fn body, void *arg, double *ns, double *bytes, double *allocs)
+{
+	uint64_t n = 1;
+	struct run_result r;
+	for (;;) {
+		r = timed_run(body, arg, n);
+		if (r.secs >= g_min_time)
+			break;
+		uint64_t next = n * 100;
+		if (r.secs > 0)
+			next = (uint64_t)((double)n * 1.2 * g_min_time / r.secs);
+		if (next > n * 100)
+			next = n * 100;
+		if (next <= n)
+			next = n + 1;
+		n = next;
+	}
+	double best = INFINITY, ops = 0, b = 0, a = 0;
+	for (int i = 0; i < g_runs; i++) {
+		if (i > 0)
+			r = timed_run(body, arg, n);
+		double x = r.secs * 1e9 / (double)r.n;
+		if (x < best)
+			best = x;
+		ops += (double)r.n;
+		b += (double)r.bytes;
+		a += (double)r.allocs;
+	}
+	*ns = best;
+	*bytes = b / ops;
+	*allocs = a / ops;
+}
+
+/* A per-op count: at most two decimals, trailing zeros dropped. */
+static const char *num(double x, char *buf, size_t size)
+{
+	snprintf(buf, size, "%.2f", x);
+	if (strchr(buf, '.')) {
+		size_t len = strlen(buf);
+		while (buf[len - 1] == '0')
+			buf[--len] = '\0';
+		if (buf[len - 1] == '.')
+			buf[--len] = '\0';
+	}
+	if (strcmp(buf, "-0") == 0)
+		strcpy(buf, "0");
+	return buf;
+}
+
+static void emit(const char *op, const char *ns, const char *b, const char *a)
+{
+	printf("BENCH %s %s %s %s\n", op, ns, b, a);
+	fflush(stdout);
+}
+
+static void bench(const char *op, body_fn body, void *arg)
+{
+	double t0 = bench_secs();
+	double ns, b, a;
+	char nsbuf[64], bbuf[64], abuf[64];
+	measure(body, arg, &ns, &b, &a);
+	snprintf(nsbuf, sizeof nsbuf, "%.2f", ns);
+	emit(op, nsbuf, num(b, bbuf, sizeof bbuf), num(a, abuf, sizeof abuf));
+	fprintf(stderr, "goctx: %-24s done in %.1fs\n", op, bench_secs() - t0);
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "goctx-bench: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void *xmalloc(size_t size)
+{
+	void *p = malloc(size);
+	if (!p)
+		die("malloc");
+	return p;
+}
+
+static ctx_t *must(ctx_t *c, const char *what)
+{
+	if (!c)
+		die(what);
+	return c;
+}
+
+#define MEM_COUNT 100000 /* live contexts for the mem_* ops */
+
+/* Keys compare by address: 256 distinct static objects. */
+static char g_keys[256];
+static int g_val_a, g_val_b;
+
+static ctx_t *new_root(ctx_cancel_t **cancel)
+{
+	return must(ctx_with_cancel(ctx_background(), cancel), "root");
+}
+
+static void release_cancel(ctx_t *c, ctx_cancel_t *cancel)
+{
+	ctx_cancel(cancel);
+	ctx_release(c);
+}
+
+/* ---------------------------------------------------------------------------
+ * Ops */
+
+static void body_err(void *arg, uint64_t n)
+{
+	ctx_t *c = arg;
+	uintptr_t acc = 0;
+	for (uint64_t i = 0; i < n; i++)
+		acc += (uintptr_t)ctx_err(c);
+	g_sink = acc;
+}
+
+static void body_done_poll(void *arg, uint64_t n)
+{
+	ctx_t *c = arg;
+	uintptr_t cnt = 0;
+	for (uint64_t i = 0; i < n; i++)
+		if (ctx_done(c))
+			cnt++;
+	g_sink = cnt;
+}
+
+static void body_with_cancel(void *arg, uint64_t n)
+{
+	ctx_t *parent = arg;
+	for (uint64_t i = 0; i < n; i++) {
+		ctx_cancel_t *cancel;
+		ctx_t *c = ctx_with_cancel(parent, &cancel);
+		ctx_cancel(cancel);
+		ctx_release(c);
+	}
+}
+
+struct par_worker {
+	ctx_t *root;
+	uint64_t cnt;
+};
+
+static void *par_main(void *p)
+{
+	struct par_worker *w = p;
+	body_with_cancel(w->root, w->cnt);
+	return NULL;
+}
+
+static void body_with_cancel_par(void *arg, uint64_t n)
+{
+	enum { WORKERS = 2 };
+	pthread_t t[WORKERS];
+	struct par_worker w[WORKERS];
+	for (int i = 0; i < WORKERS; i++) {
+		w[i].root = arg;
+		w[i].cnt = n / WORKERS + (i == 0 ? n % WORKERS : 0);
+		if (pthread_create(&t[i], NULL, par_main, &w[i]) != 0)
+			die("pthread_create");
+	}
+	for (int i = 0; i < WORKERS; i++)
+		pthread_join(t[i], NULL);
+}
+
+#define HOUR ((ctx_duration_t)3600 * CTX_SECOND)
+
+struct timeout_arg {
+	ctx_t *root;
+	ctx_duration_t *durs; /* NULL: always 1h; else 4096 durations */
+};
+
+static void body_with_timeout(void *arg, uint64_t n)
+{
+	struct timeout_arg *a = arg;
+	ctx_t *root = a->root;
+	if (a->durs) {
+		ctx_duration_t *durs = a->durs;
+		for (uint64_t i = 0; i < n; i++) {
+			ctx_cancel_t *cancel;
+			ctx_t *c = ctx_with_timeout(root, durs[i & 4095], &cancel);
+			ctx_cancel(cancel);
+			ctx_release(c);
+		}
+	} else {
+		for (uint64_t i = 0; i < n; i++) {
+			ctx_cancel_t *cancel;
+			ctx_t *c = ctx_with_timeout(root, HOUR, &cancel);
+			ctx_cancel(cancel);
+			ctx_release(c);
+		}
+	}
+}
+
+/* N pending contexts with timeouts, children of Background (so only the
+ * timer queue grows with N, not root's child set), as the Go peer does. */
+static void op_with_timeout(const char *op, size_t pending, bool rand_durs)
+{
+	if (!wanted(op))
+		return;
+	uint64_t seed = 1;
+	ctx_t **others = xmalloc(pending * sizeof *others);
+	ctx_cancel_t **cancels = xmalloc(pending * sizeof *cancels);
+	for (size_t i = 0; i < pending; i++)
+		others[i] = must(ctx_with_timeout(ctx_background(),
+		                                  rand_durs ? bench_rand_hour(&seed) : HOUR,
+		                                  &cancels[i]),
+		                 "pending timeout");
+	ctx_cancel_t *rc;
+	ctx_t *root = new_root(&rc);
+	ctx_duration_t *durs = NULL;
+	if (rand_durs) {
+		durs = xmalloc(4096 * sizeof *durs);
+		for (int i = 0; i < 4096; i++)
+			durs[i] = bench_rand_hour(&seed);
+	}
+	struct timeout_arg a = {root, durs};
+	bench(op, body_with_timeout, &a);
+	release_cancel(root, rc);
+	for (size_t i = 0; i < pending; i++)
+		release_cancel(others[i], cancels[i]);
+	free(durs);
+	free(others);
+	free(cancels);
+}
+
+struct many_arg {
+	size_t count;
+	ctx_t **ctxs;
+	ctx_cancel_t **cancels;
+};
+
+static void body_cancel_chain(void *arg, uint64_t n)
+{
+	struct many_arg *a = arg;
+	size_t depth = a->count;
+	ctx_t **ctxs = a->ctxs;
+	ctx_cancel_t **cancels = a->cancels;
+	for (uint64_t i = 0; i < n; i++) {
+		ctx_t *parent = ctx_background();
+		for (size_t j = 0; j < depth; j++)
+			parent = ctxs[j] = ctx_with_cancel(parent, &cancels[j]);
+		ctx_cancel(cancels[0]); /* the outermost: the whole chain goes */
+		for (size_t j = depth - 1; j > 0; j--) /* release, innermost first */
+			release_cancel(ctxs[j], cancels[j]);
+		ctx_release(ctxs[0]);
+	}
+}
+
+static void body_cancel_fanout(void *arg, uint64_t n)
+{
+	struct many_arg *a = arg;
+	size_t fan = a->count;
+	ctx_t **ctxs = a->ctxs;
+	ctx_cancel_t **cancels = a->cancels;
+	for (uint64_t i = 0; i < n; i++) {
+		ctx_cancel_t *rc;
+		ctx_t *root = ctx_with_cancel(ctx_background(), &rc);
+		for (size_t j = 0; j < fan; j++)
+			ctxs[j] = ctx_with_cancel(root, &cancels[j]);
+		ctx_cancel(rc); /* cancels all fan children */
+		for (size_t j = 0; j < fan; j++)
+			release_cancel(ctxs[j], cancels[j]);
+		ctx_release(root);
+	}
+}
+
+static void op_many(const char *op, size_t count, body_fn body)
+{
+	if (!wanted(op))
+		return;
+	struct many_arg a = {count, xmalloc(count * sizeof(ctx_t *)),
+	                     xmalloc(count * sizeof(ctx_cancel_t *))};
+	bench(op, body, &a);
+	free(a.ctxs);
+	free(a.cancels);
+}
+
+static void body_with_value(void *arg, uint64_t n)
+{
+	ctx_t *root = arg;
+	for (uint64_t i = 0; i < n; i++) {
+		ctx_t *c = ctx_with_value(root, &g_keys[0], &g_val_a, NULL);
+		BENCH_CLOBBER();
+		ctx_release(c);
+	}
+}
+
+struct value_arg {
+	ctx_t *ctx;
+	const void *key;
+};
+
+static void body_value(void *arg, uint64_t n)
+{
+	struct value_arg *a = arg;
+	ctx_t *c = a->ctx;
+	const void *key = a->key;
+	uintptr_t acc = 0;
+	for (uint64_t i = 0; i < n; i++)
+		acc ^= (uintptr_t)ctx_value(c, key);
+	g_sink = acc;
+}
+
+/* depth nested WithValue contexts on root; the outermost (next to root)
+ * holds g_keys[1], the others g_keys[2..depth]. ctxs[depth-1] is the
+ * innermost. */
+static void value_chain(ctx_t *root, size_t depth, ctx_t **ctxs)
+{
+	ctx_t *parent = root;
+	for (size_t j = 1; j <= depth; j++)
+		parent = ctxs[j - 1] = must(ctx_with_value(parent, &g_keys[j], j == 1 ? &g_val_a : &g_val_b,
+		                                           NULL),
+		                            "value chain");
+}
+
+static void op_value(const char *op, size_t depth, bool miss)
+{
+	if (!wanted(op))
+		return;
+	ctx_cancel_t *rc;
+	ctx_t *root = new_root(&rc);
+	ctx_t **ctxs = xmalloc(depth * sizeof *ctxs);
+	value_chain(root, depth, ctxs);
+	struct value_arg a = {ctxs[depth - 1], miss ? (const void *)&g_keys[255] : &g_keys[1]};
+	void *got = ctx_value(a.ctx, a.key);
+	if (got != (miss ? NULL : (void *)&g_val_a)) {
+		fprintf(stderr, "goctx-bench: %s: wrong value %p\n", op, got);
+		exit(1);
+	}
+	bench(op, body_value, &a);
+	for (size_t j = depth; j > 0; j--)
+		ctx_release(ctxs[j - 1]);
+	free(ctxs);
+	release_cancel(root, rc);
+}
+
+static void noop_fn(void *arg)
+{
+	(void)arg;
+}
+
+static void body_after_func_stop(void *arg, uint64_t n)
+{
+	ctx_t *root = arg;
+	for (uint64_t i = 0; i < n; i++) {
+		ctx_after_t *stop;
+		if (ctx_after_func(root, noop_fn, NULL, &stop) != 0)
+			die("ctx_after_func");
+		ctx_after_stop(stop);
+	}
+}
+
+/* wake_roundtrip: per op a fresh WithCancel(Background) context; a waiter
+ * thread blocks in ctx_wait on it; the main thread cancels it; the waiter
+ * answers on a futex semaphore; the main thread takes the answer. As in the
+ * peers, the next round's context is made and published before the current
+ * one is canceled, so the waiter picks it up without an extra handoff (the
+ * cancel orders that store before the waiter's load after its wait). The
+ * waiter thread is started inside the timed run, as in the peers. */
+struct wake_arg {
+	ctx_t *first;
+	_Atomic(ctx_t *) next;
+	_Atomic uint32_t reply;
+	uint64_t n;
+};
+
+static void *wake_waiter(void *p)
+{
+	struct wake_arg *w = p;
+	ctx_t *c = w->first;
+	for (uint64_t i = 0; i < w->n; i++) {
+		ctx_wait(c, CTX_FOREVER);
+		c = atomic_load_explicit(&w->next, memory_order_acquire);
+		bench_sem_post(&w->reply);
+	}
+	return NULL;
+}
+
+static void body_wake_roundtrip(void *arg, uint64_t n)
+{
+	(void)arg;
+	struct wake_arg w;
+	ctx_cancel_t *cancel;
+	ctx_t *cur = must(ctx_with_cancel(ctx_background(), &cancel), "wake ctx");
+	w.first = cur;
+	atomic_init(&w.next, NULL);
+	atomic_init(&w.reply, 0);
+	w.n = n;
+	pthread_t t;
+	if (pthread_create(&t, NULL, wake_waiter, &w) != 0)
+		die("pthread_create");
+	for (uint64_t i = 0; i < n; i++) {
+		ctx_cancel_t *ncancel;
+		ctx_t *nctx = ctx_with_cancel(ctx_background(), &ncancel);
+		atomic_store_explicit(&w.next, nctx, memory_order_release);
+		ctx_cancel(cancel);
+		bench_sem_wait(&w.reply);
+		ctx_release(cur); /* the waiter is done with it */
+		cur = nctx;
+		cancel = ncancel;
+	}
+	pthread_join(t, NULL);
+	release_cancel(cur, cancel);
+}
+
+/* mem_*: retained requested bytes and live blocks per context, MEM_COUNT
+ * contexts alive at once (holder arrays come from malloc, not through the
+ * library's allocator, and exist before the baseline). */
+enum mem_kind { MEM_CANCEL, MEM_VALUE, MEM_TIMER };
+
+static void op_mem(const char *op, enum mem_kind kind)
+{
+	if (!wanted(op))
+		return;
+	ctx_cancel_t *rc;
+	ctx_t *root = new_root(&rc);
+	ctx_t **ctxs = xmalloc(MEM_COUNT * sizeof *ctxs);
+	ctx_cancel_t **cancels = xmalloc(MEM_COUNT * sizeof *cancels);
+	if (kind == MEM_TIMER) {
+		/* The timer thread starts on the first deadline: start it (and let
+		 * the queue take its first shape) outside the count. */
+		ctx_cancel_t *c;
+		ctx_t *x = must(ctx_with_timeout(root, HOUR, &c), "warm-up timeout");
+		release_cancel(x, c);
+	}
+	struct bench_counts c0 = bench_snapshot();
+	for (size_t i = 0; i < MEM_COUNT; i++) {
+		switch (kind) {
+		case MEM_CANCEL:
+			ctxs[i] = must(ctx_with_cancel(root, &cancels[i]), op);
+			break;
+		case MEM_VALUE:
+			ctxs[i] = must(ctx_with_value(root, &g_keys[0], &g_val_a, NULL), op);
+			cancels[i] = NULL;
+			break;
+		case MEM_TIMER:
+			ctxs[i] = must(ctx_with_timeout(root, HOUR, &cancels[i]), op);
+			break;
+		}
+	}
+	struct bench_counts c1 = bench_snapshot();
+	double live_bytes = ((double)c1.bytes - (double)c1.freed_bytes) -
+	                    ((double)c0.bytes - (double)c0.freed_bytes);
+	double live_blocks = ((double)c1.allocs - (double)c1.frees) -
+	                     ((double)c0.allocs - (double)c0.frees);
+	for (size_t i = 0; i < MEM_COUNT; i++) {
+		if (cancels[i])
+			ctx_cancel(cancels[i]);
+		ctx_release(ctxs[i]);
+	}
+	free(ctxs);
+	free(cancels);
+	release_cancel(root, rc);
+	char bbuf[64], abuf[64];
+	emit(op, "-", num(live_bytes / MEM_COUNT, bbuf, sizeof bbuf),
+	     num(live_blocks / MEM_COUNT, abuf, sizeof abuf));
+	fprintf(stderr, "goctx: %-24s done\n", op);
+}
+
+/* ---------------------------------------------------------------------------
+ * Main */
+
+static void *nothing(void *p)
+{
+	return p;
+}
+
+static void parse_env(void)
+{
+	const char *v = getenv("BENCH_MIN_TIME_MS");
+	if (v && *v) {
+		char *end;
+		long ms = strtol(v, &end, 10);
+		if (*end || ms <= 0) {
+			fprintf(stderr, "bad BENCH_MIN_TIME_MS=%s\n", v);
+			exit(2);
+		}
+		g_min_time = (double)ms / 1000.0;
+	}
+	v = getenv("BENCH_RUNS");
+	if (v && *v) {
+		char *end;
+		long r = strtol(v, &end, 10);
+		if (*end || r <= 0 || r > 1000) {
+			fprintf(stderr, "bad BENCH_RUNS=%s\n", v);
+			exit(2);
+		}
+		g_runs = (int)r;
+	}
+	v = getenv("BENCH_OPS");
+	if (v && *v) {
+		char *s = strdup(v);
+		if (!s)
+			die("strdup");
+		g_only = xmalloc((strlen(s) / 2 + 2) * sizeof *g_only);
+		for (char *save = NULL, *tok = strtok_r(s, ", \t", &save); tok;
+		     tok = strtok_r(NULL, ", \t", &save))
+			g_only[g_nonly++] = tok;
+	}
+}
+
+int main(void)
+{
+	/* First thing, before any context exists. */
+	if (ctx_set_allocator(bench_alloc, bench_free) != 0) {
+		fprintf(stderr, "goctx-bench: ctx_set_allocator failed\n");
+		return 1;
+	}
+	parse_env();
+	fprintf(stderr, "goctx: goctx %d.%d.%d, %ld CPUs, min_time=%gs runs=%d\n",
+	        GOCTX_VERSION_MAJOR, GOCTX_VERSION_MINOR, GOCTX_VERSION_PATCH,
+	        sysconf(_SC_NPROCESSORS_ONLN), g_min_time, g_runs);
+
+	/* Make the process multi-threaded before anything is timed (glibc's
+	 * malloc and the C library take cheaper paths until then). */
+	pthread_t t;
+	if (pthread_create(&t, NULL, nothing, NULL) != 0)
+		die("pthread_create");
+	pthread_join(t, NULL);
+
+	if (wanted("err_live")) {
+		ctx_cancel_t *rc;
+		ctx_t *root = new_root(&rc);
+		bench("err_live", body_err, root);
+		release_cancel(root, rc);
+	}
+	if (wanted("err_canceled")) {
+		ctx_cancel_t *rc;
+		ctx_t *c = new_root(&rc);
+		ctx_cancel(rc);
+		bench("err_canceled", body_err, c);
+		ctx_release(c);
+	}
+	if (wanted("done_poll_live")) {
+		ctx_cancel_t *rc;
+		ctx_t *root = new_root(&rc);
+		bench("done_poll_live", body_done_poll, root);
+		release_cancel(root, rc);
+	}
+	if (wanted("with_cancel_bg"))
+		bench("with_cancel_bg", body_with_cancel, ctx_background());
+	if (wanted("with_cancel_child")) {
+		ctx_cancel_t *rc;
+		ctx_t *root = new_root(&rc);
+		bench("with_cancel_child", body_with_cancel, root);
+		release_cancel(root, rc);
+	}
+	if (wanted("with_cancel_child_par")) {
+		ctx_cancel_t *rc;
+		ctx_t *root = new_root(&rc);
+		bench("with_cancel_child_par", body_with_cancel_par, root);
+		release_cancel(root, rc);
+	}
+
+	op_with_timeout("with_timeout_1000", 1000, false);
+	op_with_timeout("with_timeout_100000", 100000, false);
+	op_with_timeout("with_timeout_1000000", 1000000, false);
+	op_with_timeout("with_timeout_rand_1000000", 1000000, true);
+
+	op_many("cancel_chain_10", 10, body_cancel_chain);
+	op_many("cancel_chain_100", 100, body_cancel_chain);
+	op_many("cancel_chain_1000", 1000, body_cancel_chain);
+	op_many("cancel_fanout_1000", 1000, body_cancel_fanout);
+
+	if (wanted("with_value")) {
+		ctx_cancel_t *rc;
+		ctx_t *root = new_root(&rc);
+		bench("with_value", body_with_value, root);
+		release_cancel(root, rc);
+	}
+	op_value("value_depth_10", 10, false);
+	op_value("value_depth_100", 100, false);
+	op_value("value_miss_10", 10, true);
+	op_value("value_miss_100", 100, true);
+
+	if (wanted("after_func_stop")) {
+		ctx_cancel_t *rc;
+		ctx_t *root = new_root(&rc);
+		bench("after_func_stop", body_after_func_stop, root);
+		release_cancel(root, rc);
+	}
+
+	if (wanted("wake_roundtrip"))
+		bench("wake_roundtrip", body_wake_roundtrip, NULL);
+
+	op_mem("mem_cancel_ctx", MEM_CANCEL);
+	op_mem("mem_value_ctx", MEM_VALUE);
+	op_mem("mem_timer_ctx", MEM_TIMER);
+	return 0;
+}

@@ -1,0 +1,183 @@
+/* bench_util.h: shared pieces of goctx's benchmark programs (bench.c,
+ * scaling.c): a counting allocator for ctx_set_allocator, a monotonic clock,
+ * a futex binary semaphore and a small PRNG. Header-only, static functions. */
+#ifndef GOCTX_BENCH_UTIL_H
+#define GOCTX_BENCH_UTIL_H
+
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "goctx.h"
+
+/* ---- Counting allocator ------------------------------------------------
+ *
+ * Installed with ctx_set_allocator before any context exists. Every block
+ * carries a 16-byte header (keeps malloc's alignment) holding its requested
+ * size, so frees are subtracted exactly for the retained-memory ops. Counts
+ * are the *requested* sizes, as the C++ peer counts them.
+ *
+ * Counters are per thread: each thread that allocates gets its own
+ * cache-line-aligned block, linked into a global list on first use and never
+ * freed (so a thread that has exited still counts). Only the owner writes its
+ * block (relaxed load + store: plain moves, no locked instruction); a
+ * snapshot sums all blocks. Snapshots are taken when the threads that did the
+ * timed work have been joined, so they are exact. */
+
+struct bench_counts {
+	uint64_t allocs, bytes, frees, freed_bytes;
+};
+
+struct bench_reg {
+	_Atomic uint64_t allocs, bytes, frees, freed_bytes;
+	struct bench_reg *next;
+} __attribute__((aligned(64)));
+
+#define BENCH_UNUSED __attribute__((unused))
+
+static _Thread_local struct bench_reg *bench_tl_reg BENCH_UNUSED;
+static _Atomic(struct bench_reg *) bench_regs BENCH_UNUSED;
+
+#define BENCH_HDR 16
+
+BENCH_UNUSED static struct bench_reg *bench_my_reg(void)
+{
+	struct bench_reg *r = bench_tl_reg;
+	if (__builtin_expect(r != NULL, 1))
+		return r;
+	r = aligned_alloc(64, sizeof *r);
+	if (!r)
+		abort();
+	memset(r, 0, sizeof *r);
+	struct bench_reg *head = atomic_load(&bench_regs);
+	do
+		r->next = head;
+	while (!atomic_compare_exchange_weak(&bench_regs, &head, r));
+	bench_tl_reg = r;
+	return r;
+}
+
+static inline void bench_bump(_Atomic uint64_t *c, uint64_t by)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + by,
+	                      memory_order_relaxed);
+}
+
+BENCH_UNUSED static void *bench_alloc(size_t size)
+{
+	unsigned char *base = malloc(BENCH_HDR + size);
+	if (!base)
+		return NULL;
+	memcpy(base, &size, sizeof size);
+	struct bench_reg *r = bench_my_reg();
+	bench_bump(&r->allocs, 1);
+	bench_bump(&r->bytes, size);
+	return base + BENCH_HDR;
+}
+
+BENCH_UNUSED static void bench_free(void *p)
+{
+	if (!p)
+		return;
+	unsigned char *base = (unsigned char *)p - BENCH_HDR;
+	size_t size;
+	memcpy(&size, base, sizeof size);
+	struct bench_reg *r = bench_my_reg();
+	bench_bump(&r->frees, 1);
+	bench_bump(&r->freed_bytes, size);
+	free(base);
+}
+
+BENCH_UNUSED static struct bench_counts bench_snapshot(void)
+{
+	struct bench_counts c = {0, 0, 0, 0};
+	for (struct bench_reg *r = atomic_load(&bench_regs); r; r = r->next) {
+		c.allocs += atomic_load_explicit(&r->allocs, memory_order_relaxed);
+		c.bytes += atomic_load_explicit(&r->bytes, memory_order_relaxed);
+		c.frees += atomic_load_explicit(&r->frees, memory_order_relaxed);
+		c.freed_bytes += atomic_load_explicit(&r->freed_bytes, memory_order_relaxed);
+	}
+	return c;
+}
+
+/* ---- Clock ---------------------------------------------------------------- */
+
+static inline double bench_secs(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Keeps the compiler from assuming anything about memory across it. */
+#define BENCH_CLOBBER() __asm__ __volatile__("" ::: "memory")
+
+/* ---- A binary semaphore on a futex -------------------------------------
+ *
+ * States: 0 empty, 1 posted, 2 empty with a sleeper. post wakes only when
+ * someone sleeps; wait spins briefly (as libstdc++'s semaphore does) before
+ * it sleeps. Used for the waiter's answer in wake_roundtrip (Go answers on
+ * an unbuffered channel, C++ with a std::binary_semaphore). */
+
+static inline void bench_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+static inline void bench_sem_post(_Atomic uint32_t *w)
+{
+	if (atomic_exchange_explicit(w, 1, memory_order_release) == 2)
+		syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+}
+
+static inline void bench_sem_wait(_Atomic uint32_t *w)
+{
+	for (int i = 0; i < 64; i++) {
+		uint32_t one = 1;
+		if (atomic_load_explicit(w, memory_order_relaxed) == 1 &&
+		    atomic_compare_exchange_weak_explicit(w, &one, 0, memory_order_acquire,
+		                                          memory_order_relaxed))
+			return;
+		bench_cpu_relax();
+	}
+	for (;;) {
+		uint32_t one = 1;
+		if (atomic_compare_exchange_strong_explicit(w, &one, 0, memory_order_acquire,
+		                                            memory_order_relaxed))
+			return;
+		uint32_t zero = 0;
+		if (one == 0 &&
+		    !atomic_compare_exchange_strong_explicit(w, &zero, 2, memory_order_relaxed,
+		                                             memory_order_relaxed))
+			continue; /* posted meanwhile */
+		syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, 2, NULL, NULL, 0);
+	}
+}
+
+/* ---- PRNG (splitmix64), fixed seed ---------------------------------------- */
+
+static inline uint64_t bench_rand(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* A duration drawn uniformly from [1h, 2h]. */
+static inline ctx_duration_t bench_rand_hour(uint64_t *s)
+{
+	const uint64_t hour = (uint64_t)3600 * CTX_SECOND;
+	return (ctx_duration_t)(hour + bench_rand(s) % (hour + 1));
+}
+
+#endif

@@ -1,0 +1,3 @@
+module goctx/bench/go-scaling
+
+go 1.19
