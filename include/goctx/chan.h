@@ -1,0 +1,164 @@
+/* goctx/chan.h: Go's channels, select and `go` statement for C threads.
+ *
+ * A chan_t carries fixed-size elements (elem_size bytes, copied in and out)
+ * between OS threads with Go's semantics:
+ *
+ *  - chan_make(size, 0) makes an unbuffered channel: a send and a receive
+ *    meet (rendezvous), the value is copied straight from the sender's
+ *    buffer into the receiver's. chan_make(size, n) buffers up to n values,
+ *    first in, first out.
+ *  - chan_close() ends the stream: blocked receivers and every later receive
+ *    get what is still buffered, then a zeroed element with ok == false.
+ *    Closing wakes every blocked receiver and sender at once.
+ *  - Go panics become errors: sending on a closed channel returns EPIPE
+ *    (and a sender blocked when the channel is closed is woken with EPIPE);
+ *    closing a closed channel returns EPIPE. A NULL channel is Go's nil
+ *    channel where that makes sense (a select case that never fires); the
+ *    plain calls reject it with EINVAL instead of blocking for ever.
+ *  - chan_select() waits on any mix of send, receive and context-done cases,
+ *    with an optional timeout (0: Go's `default`). When several cases are
+ *    ready it picks one uniformly at random, as Go does.
+ *  - Every blocking call sleeps on a futex and is woken by the party that
+ *    completes it (a peer, chan_close, a context's cancellation or the
+ *    timeout): no polling.
+ *
+ * Ownership: chan_make returns one reference; chan_retain takes another one,
+ * chan_release gives one back (the last frees the channel, elements still
+ * buffered are dropped: they are plain bytes). A caller must hold a
+ * reference for the whole of any call it makes on the channel. Freeing a
+ * channel that a thread is still blocked on is undefined.
+ *
+ * Errors are 0 or a positive errno value, as in goctx.h. Memory comes from
+ * the allocator set with ctx_set_allocator(). Every function is safe from
+ * any thread.
+ */
+#ifndef GOCTX_CHAN_H
+#define GOCTX_CHAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <goctx.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct chan chan_t;
+
+/* ---- Channels. -------------------------------------------------------- */
+
+/* A channel of elements of elem_size bytes (0 is allowed: Go's
+ * chan struct{}), buffering `capacity` of them (0: unbuffered). NULL with
+ * errno ENOMEM when memory runs out, EINVAL when elem_size * capacity
+ * overflows. Never blocks. */
+chan_t *chan_make(size_t elem_size, size_t capacity);
+
+/* Take another reference; returns c (NULL stays NULL). */
+chan_t *chan_retain(chan_t *c);
+/* Give a reference back; the last one frees the channel. NULL: no-op. */
+void chan_release(chan_t *c);
+
+/* Send elem_size bytes from *elem; blocks until a receiver takes them or
+ * there is room in the buffer. 0, EPIPE if the channel is or gets closed
+ * (the value is not sent), EINVAL for a NULL channel (or a NULL elem with a
+ * non-zero elem_size). */
+int chan_send(chan_t *c, const void *elem);
+
+/* Receive into *elem (NULL: discard); blocks until a value is there or the
+ * channel is closed and drained. *ok (may be NULL) is true for a value that
+ * was sent, false once the channel is closed and drained; *elem is zeroed
+ * then. Returns 0, or EINVAL for a NULL channel. */
+int chan_recv(chan_t *c, void *elem, bool *ok);
+
+/* As chan_send / chan_recv, but give up when ctx is done first: then they
+ * return ctx_err(ctx) (ECANCELED or ETIMEDOUT) and nothing was sent or
+ * received. A ctx already done on entry wins even if the channel is ready
+ * (Go's select would pick at random). A NULL channel waits for ctx. */
+int chan_send_ctx(ctx_t *ctx, chan_t *c, const void *elem);
+int chan_recv_ctx(ctx_t *ctx, chan_t *c, void *elem, bool *ok);
+
+/* Non-blocking forms (Go's select with a default): EAGAIN when the
+ * operation would block, otherwise as chan_send / chan_recv. */
+int chan_try_send(chan_t *c, const void *elem);
+int chan_try_recv(chan_t *c, void *elem, bool *ok);
+
+/* Close: 0, or EPIPE if it was already closed (Go: panic), EINVAL for NULL.
+ * Wakes every blocked receiver (they drain the buffer, then get ok ==
+ * false) and every blocked sender (EPIPE). */
+int chan_close(chan_t *c);
+
+/* Elements buffered now, and the capacity (0 for NULL, as Go's len/cap of a
+ * nil channel). chan_len is a snapshot. Never block for long. */
+size_t chan_len(chan_t *c);
+size_t chan_cap(chan_t *c);
+/* Element size given to chan_make (0 for NULL). */
+size_t chan_elem_size(chan_t *c);
+
+/* ---- Select. ---------------------------------------------------------- */
+
+enum chan_op {
+	CHAN_SEND = 1, /* send *elem on chan */
+	CHAN_RECV = 2, /* receive from chan into *elem (NULL: discard); sets ok */
+	CHAN_DONE = 3, /* ctx is done (Go: case <-ctx.Done()) */
+};
+
+/* One case of a select. Fill op and chan (or ctx) and elem; `ok` is an
+ * output of a receive case. A NULL chan or ctx is a case that never fires
+ * (Go's nil channel). The other fields belong to chan_select. */
+typedef struct chan_case {
+	int op;        /* enum chan_op */
+	chan_t *chan;  /* SEND, RECV */
+	ctx_t *ctx;    /* DONE */
+	void *elem;    /* SEND: the value (only read); RECV: destination or NULL */
+	bool ok;       /* RECV, output: as chan_recv's ok */
+} chan_case_t;
+
+#define CHAN_CASE_SEND(c, p) ((chan_case_t){.op = CHAN_SEND, .chan = (c), .elem = (void *)(p)})
+#define CHAN_CASE_RECV(c, p) ((chan_case_t){.op = CHAN_RECV, .chan = (c), .elem = (p)})
+#define CHAN_CASE_DONE(x) ((chan_case_t){.op = CHAN_DONE, .ctx = (x)})
+
+/* *fired when no case fired. */
+#define CHAN_NONE ((size_t)-1)
+
+/* Wait until one of the n cases can proceed, do it, and set *fired (may be
+ * NULL) to its index. When several are ready at once, one is picked
+ * uniformly at random. timeout: CTX_FOREVER waits without limit, 0 does not
+ * wait at all (Go's `default`), d > 0 waits at most d ns (real
+ * CLOCK_MONOTONIC time). Returns:
+ *   0          case *fired happened (a receive: see cases[*fired].ok; a
+ *              DONE case: its ctx is done, ask ctx_err for why)
+ *   EPIPE      case *fired is a send on a closed channel (Go: panic);
+ *              nothing was sent
+ *   EAGAIN     timeout 0 and nothing was ready; *fired = CHAN_NONE
+ *   ETIMEDOUT  the timeout passed first; *fired = CHAN_NONE
+ *   EDEADLK    timeout CTX_FOREVER and no case has a channel or context:
+ *              Go's `select {}` would block for ever
+ *   EINVAL     cases NULL with n > 0, an unknown op, or a SEND with a NULL
+ *              elem on a channel whose elem_size is not 0
+ *   ENOMEM     could not hook a context (nothing happened)
+ * Cost: no allocation for up to 8 cases; a context case registers an
+ * after-func (see ctx_after_func) while the select sleeps. */
+int chan_select(chan_case_t *cases, size_t n, ctx_duration_t timeout, size_t *fired);
+
+/* ---- go. ---------------------------------------------------------------- */
+
+/* Run fn(arg) on a new detached thread (Go's `go fn(arg)`). 0, or the
+ * pthread_create / allocation error (EAGAIN, ENOMEM). Unlike a goroutine,
+ * each call costs a pthread_create (tens of microseconds and a stack):
+ * use it for long-lived workers, not for one small task each. The process
+ * does not wait for these threads when main returns. */
+int chan_go(void (*fn)(void *arg), void *arg);
+
+/* The joinable form: start fn(arg) on a new thread and give back a handle
+ * that must be passed exactly once to chan_go_join, which waits for fn to
+ * return and frees the handle. */
+typedef struct chan_go chan_go_t;
+int chan_go_start(chan_go_t **handle, void (*fn)(void *arg), void *arg);
+int chan_go_join(chan_go_t *handle);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GOCTX_CHAN_H */
