@@ -96,8 +96,10 @@ ctx_t *ctx_with_timeout_cause(ctx_t *parent, ctx_duration_t timeout, int cause,
                               ctx_cancel_t **cancel);
 
 /* A child carrying key -> val. Keys compare by address. free_val, if not
- * NULL, is called once with val when this context is freed; if this call
- * fails it is not called and the caller still owns val. */
+ * NULL, is called once with val when this context is freed, in the thread
+ * that drops the last reference (it may release contexts, but must not
+ * cancel any); if this call fails it is not called and the caller still owns
+ * val. */
 ctx_t *ctx_with_value(ctx_t *parent, const void *key, void *val, void (*free_val)(void *));
 
 /* A child with the parent's values, no deadline, never done, and not a child

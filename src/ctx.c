@@ -82,7 +82,10 @@ static struct ctx *destroy(struct ctx *c)
 		/* fall through */
 	case CTX__CANCEL: {
 		struct ctx__cnode *cn = (struct ctx__cnode *)c;
-		if (parent->src)
+		/* A done node left its parent's list when its cancellation
+		 * finished (which happened before this free: that op held a
+		 * reference). A live one may still be listed. */
+		if (parent->src && !ctx_done(c))
 			ctx__unlink(parent->src, &cn->node);
 		if (cn->fd >= 0)
 			close(cn->fd);

@@ -1,5 +1,6 @@
 /* wait.c: the clock, and blocking until a context is done. */
 #include <errno.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "testing.h"
@@ -38,12 +39,48 @@ static struct timespec to_timespec(ctx_time_t t)
 	return ts;
 }
 
+/* How long a wait spins before it sleeps. */
+#define SPIN_NS (20 * CTX_MICROSECOND)
+
+static bool spin_ok(void)
+{
+	/* Relaxed: any thread computing it gets the same answer. */
+	static _Atomic int ncpu;
+	int n = atomic_load_explicit(&ncpu, memory_order_relaxed);
+	if (!n) {
+		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+		atomic_store_explicit(&ncpu, n > 0 ? n : 1, memory_order_relaxed);
+	}
+	return n > 1;
+}
+
 uint32_t ctx__wait_word(_Atomic uint32_t *word, bool (*ready)(uint32_t), ctx_time_t until)
 {
 	struct timespec abs, *absp = NULL;
 	if (until >= 0) {
 		abs = to_timespec(until);
 		absp = &abs;
+	}
+	/* Spin briefly first: a wake that comes within a few microseconds (a
+	 * hand-off between two busy threads) then costs no system call on
+	 * either side, since the waker only calls futex_wake when WAITERS is
+	 * set. Bounded in time, and skipped on a single CPU, so an idle wait
+	 * burns no core. */
+	if (spin_ok()) {
+		ctx_time_t stop = ctx__real_now() + SPIN_NS;
+		for (;;) {
+			for (int i = 0; i < 64; i++) {
+				uint32_t s = atomic_load_explicit(word, memory_order_acquire);
+				if (ready(s))
+					return s;
+#if defined(__x86_64__) || defined(__i386__)
+				__builtin_ia32_pause();
+#endif
+			}
+			ctx_time_t now = ctx__real_now();
+			if (now >= stop || (until >= 0 && now >= until))
+				break;
+		}
 	}
 	for (;;) {
 		/* Acquire: pairs with the release that changed the word. */
