@@ -145,6 +145,8 @@ set datafile missing '?'
 set multiplot layout 1,2 title "goctx vs Go context ($(nproc) CPUs, $(date -u '+%Y-%m-%d'))"
 set logscale x 10
 set logscale y 10
+set autoscale xfix
+set offsets graph 0.04, graph 0.04, graph 0.08, graph 0.04
 set grid
 set key top left
 set format x "10^{%T}"

@@ -170,11 +170,12 @@ ctx_t *ctx_with_cancel(ctx_t *parent, ctx_cancel_t **cancel)
 	if (!cn)
 		return NULL;
 	cn->cause = 0;
-	init_cnode(cn);
 	if (cancel) {
-		ctx_retain(&cn->node.base);
+		/* The handle's reference, counted before the node is shared. */
+		atomic_init(&cn->node.base.refs, 2);
 		*cancel = (ctx_cancel_t *)cn;
 	}
+	init_cnode(cn);
 	return &cn->node.base;
 }
 
@@ -205,7 +206,7 @@ ctx_t *ctx_with_deadline_cause(ctx_t *parent, ctx_time_t deadline, int cause,
 	/* Until done, `cause` holds the deadline's cause (see internal.h). */
 	t->c.cause = cause ? cause : ETIMEDOUT;
 	if (cancel) {
-		ctx_retain(&t->c.node.base);
+		atomic_init(&t->c.node.base.refs, 2);
 		*cancel = (ctx_cancel_t *)t;
 	}
 	if (init_cnode(&t->c) == 0) {
