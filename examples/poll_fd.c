@@ -3,7 +3,7 @@
  * An event loop cannot block in ctx_wait, so it asks for ctx_done_fd and
  * polls it with its other descriptors (epoll works the same way). A peer
  * thread sends three messages through a pipe, then goes quiet; the loop
- * handles them and stops when its 50 ms context times out.
+ * handles them and stops when its 100 ms context times out.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* pipe, poll */
@@ -25,7 +25,7 @@ static void *peer(void *arg) {
     ctx_t *ctx = arg;
     static const char msgs[3][MSG] = {"hello", "from", "peer"};
     for (int i = 0; i < 3; i++) {
-        ctx_sleep(ctx, 5 * CTX_MILLISECOND);
+        ctx_sleep(ctx, 2 * CTX_MILLISECOND);
         if (write(pipe_fds[1], msgs[i], MSG) != MSG)
             return NULL;
     }
@@ -35,7 +35,7 @@ static void *peer(void *arg) {
 
 int main(void) {
     ctx_cancel_t *cancel;
-    ctx_t *ctx = ctx_with_timeout(ctx_background(), 50 * CTX_MILLISECOND, &cancel);
+    ctx_t *ctx = ctx_with_timeout(ctx_background(), 100 * CTX_MILLISECOND, &cancel);
     /* The descriptor belongs to the context: never read it or close it. */
     int done_fd = ctx ? ctx_done_fd(ctx) : -1;
     pthread_t thread;
