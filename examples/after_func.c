@@ -51,7 +51,7 @@ static int wait_ready(ctx_t *ctx, struct queue *q, bool *stopped) {
 
 struct merged {
     ctx_t *ctx;           /* done when `parent` or `other` is */
-    ctx_t *other;
+    ctx_t *other;         /* borrowed: a pending after-func keeps it alive */
     ctx_cancel_t *cancel; /* used exactly once: by merge_fire or merged_cancel */
     ctx_after_t *stop;
 };
@@ -87,7 +87,7 @@ int main(void) {
 
     /* 1a. The condition never comes true: the timeout wakes the waiter. */
     struct queue q = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
-    bool stopped;
+    bool stopped = false;
     ctx_cancel_t *cancel;
     ctx_t *ctx = ctx_with_timeout(ctx_background(), 20 * CTX_MILLISECOND, &cancel);
     if (ctx == NULL)
