@@ -1,0 +1,292 @@
+/* goctx-chan-bench: goctx's channels measured as bench/go-chan/main.go
+ * measures Go's, so the two can be set side by side.
+ *
+ * Prints one line per operation on stdout:
+ *
+ *     BENCH <op> <ns_per_op> <bytes_per_op> <allocs_per_op>
+ *
+ * Knobs (environment, as the other benchmark programs): BENCH_MIN_TIME_MS
+ * (default 500), BENCH_RUNS (default 3), BENCH_OPS (comma-separated names).
+ *
+ * Method (as SPEC.md): the counting allocator is installed first, then one
+ * extra thread is started and joined; n grows until one run lasts the
+ * minimum time; that run and two more at the same n count; ns/op is the best
+ * of them, bytes/op and allocs/op (through the library's allocator) are
+ * averaged.
+ *
+ * Ops:
+ *   chan_pingpong_unbuffered  one round trip between two threads over two
+ *                             unbuffered channels (ping, then pong): two
+ *                             rendezvous, two thread wake-ups
+ *   chan_buffered_throughput  one item through a capacity-128 channel, one
+ *                             producer thread, the consumer the main one
+ *                             (the producer starts inside the timed run)
+ *   select_4                  one chan_select over 4 receive cases, all
+ *                             ready (4 channels of capacity 1, each holding
+ *                             a value), then the value is sent back to the
+ *                             channel that fired: one thread, no blocking
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "goctx.h"
+#include "goctx/chan.h"
+
+static double g_min_time = 0.5;
+static int g_runs = 3;
+static const char *g_ops;
+
+static bool wanted(const char *op)
+{
+	if (!g_ops)
+		return true;
+	size_t len = strlen(op);
+	for (const char *p = g_ops; (p = strstr(p, op)) != NULL; p += len) {
+		bool start = p == g_ops || p[-1] == ',';
+		bool end = p[len] == '\0' || p[len] == ',';
+		if (start && end)
+			return true;
+	}
+	return false;
+}
+
+typedef void (*body_fn)(void *arg, uint64_t n);
+
+struct run_result {
+	uint64_t n;
+	double secs;
+	uint64_t bytes, allocs;
+};
+
+static struct run_result timed_run(body_fn body, void *arg, uint64_t n)
+{
+	struct bench_counts c0 = bench_snapshot();
+	double t0 = bench_secs();
+	body(arg, n);
+	double t1 = bench_secs();
+	struct bench_counts c1 = bench_snapshot();
+	return (struct run_result){n, t1 - t0, c1.bytes - c0.bytes, c1.allocs - c0.allocs};
+}
+
+static const char *num(double x, char *buf, size_t size)
+{
+	snprintf(buf, size, "%.2f", x);
+	size_t len = strlen(buf);
+	while (len > 0 && buf[len - 1] == '0')
+		buf[--len] = '\0';
+	if (len > 0 && buf[len - 1] == '.')
+		buf[--len] = '\0';
+	if (strcmp(buf, "-0") == 0)
+		strcpy(buf, "0");
+	return buf;
+}
+
+static void bench(const char *op, body_fn body, void *arg)
+{
+	if (!wanted(op))
+		return;
+	double start = bench_secs();
+	uint64_t n = 1;
+	struct run_result r;
+	for (;;) {
+		r = timed_run(body, arg, n);
+		if (r.secs >= g_min_time)
+			break;
+		uint64_t next = n * 100;
+		if (r.secs > 0)
+			next = (uint64_t)((double)n * 1.2 * g_min_time / r.secs);
+		if (next > n * 100)
+			next = n * 100;
+		if (next <= n)
+			next = n + 1;
+		n = next;
+	}
+	double best = INFINITY, ops = 0, b = 0, a = 0;
+	for (int i = 0; i < g_runs; i++) {
+		if (i > 0)
+			r = timed_run(body, arg, n);
+		double x = r.secs * 1e9 / (double)r.n;
+		if (x < best)
+			best = x;
+		ops += (double)r.n;
+		b += (double)r.bytes;
+		a += (double)r.allocs;
+	}
+	char bb[64], ab[64];
+	printf("BENCH %s %.2f %s %s\n", op, best, num(b / ops, bb, sizeof bb),
+	       num(a / ops, ab, sizeof ab));
+	fflush(stdout);
+	fprintf(stderr, "chan: %-26s done in %.1fs\n", op, bench_secs() - start);
+}
+
+static void check(int err, const char *what)
+{
+	if (err) {
+		fprintf(stderr, "chan-bench: %s: %s\n", what, strerror(err));
+		exit(1);
+	}
+}
+
+/* ---- chan_pingpong_unbuffered ------------------------------------------ */
+
+struct pingpong {
+	chan_t *ping, *pong;
+};
+
+/* The partner: answers every ping with a pong, until a ping of -1. */
+static void *pong_main(void *p)
+{
+	struct pingpong *pp = p;
+	for (;;) {
+		int64_t v;
+		chan_recv(pp->ping, &v, NULL);
+		if (v < 0)
+			return NULL;
+		v++;
+		chan_send(pp->pong, &v);
+	}
+}
+
+static void body_pingpong(void *arg, uint64_t n)
+{
+	struct pingpong *pp = arg;
+	for (uint64_t i = 0; i < n; i++) {
+		int64_t v = (int64_t)i;
+		chan_send(pp->ping, &v);
+		chan_recv(pp->pong, &v, NULL);
+	}
+}
+
+static void op_pingpong(void)
+{
+	if (!wanted("chan_pingpong_unbuffered"))
+		return;
+	struct pingpong pp = {chan_make(sizeof(int64_t), 0), chan_make(sizeof(int64_t), 0)};
+	if (!pp.ping || !pp.pong)
+		check(ENOMEM, "chan_make");
+	pthread_t t;
+	check(pthread_create(&t, NULL, pong_main, &pp), "pthread_create");
+	bench("chan_pingpong_unbuffered", body_pingpong, &pp);
+	int64_t stop = -1;
+	chan_send(pp.ping, &stop);
+	pthread_join(t, NULL);
+	chan_release(pp.ping);
+	chan_release(pp.pong);
+}
+
+/* ---- chan_buffered_throughput ------------------------------------------- */
+
+struct producer {
+	chan_t *c;
+	uint64_t n;
+};
+
+static void *produce_main(void *p)
+{
+	struct producer *pr = p;
+	for (uint64_t i = 0; i < pr->n; i++)
+		chan_send(pr->c, &i);
+	return NULL;
+}
+
+static void body_throughput(void *arg, uint64_t n)
+{
+	struct producer pr = {arg, n};
+	pthread_t t;
+	check(pthread_create(&t, NULL, produce_main, &pr), "pthread_create");
+	uint64_t sum = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t v;
+		chan_recv(pr.c, &v, NULL);
+		sum += v;
+	}
+	pthread_join(t, NULL);
+	if (n && sum != n * (n - 1) / 2) {
+		fprintf(stderr, "chan-bench: lost items\n");
+		exit(1);
+	}
+}
+
+static void op_throughput(void)
+{
+	if (!wanted("chan_buffered_throughput"))
+		return;
+	chan_t *c = chan_make(sizeof(uint64_t), 128);
+	if (!c)
+		check(ENOMEM, "chan_make");
+	bench("chan_buffered_throughput", body_throughput, c);
+	chan_release(c);
+}
+
+/* ---- select_4 ------------------------------------------------------------ */
+
+static void body_select4(void *arg, uint64_t n)
+{
+	chan_t **ch = arg;
+	int64_t v[4];
+	for (uint64_t i = 0; i < n; i++) {
+		chan_case_t cs[4] = {CHAN_CASE_RECV(ch[0], &v[0]), CHAN_CASE_RECV(ch[1], &v[1]),
+		                     CHAN_CASE_RECV(ch[2], &v[2]), CHAN_CASE_RECV(ch[3], &v[3])};
+		size_t fired;
+		chan_select(cs, 4, CTX_FOREVER, &fired);
+		chan_send(ch[fired], &v[fired]);
+	}
+}
+
+static void op_select4(void)
+{
+	if (!wanted("select_4"))
+		return;
+	chan_t *ch[4];
+	for (int i = 0; i < 4; i++) {
+		ch[i] = chan_make(sizeof(int64_t), 1);
+		if (!ch[i])
+			check(ENOMEM, "chan_make");
+		int64_t v = i;
+		chan_send(ch[i], &v);
+	}
+	bench("select_4", body_select4, ch);
+	for (int i = 0; i < 4; i++)
+		chan_release(ch[i]);
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static void *nothing(void *p)
+{
+	return p;
+}
+
+int main(void)
+{
+	const char *s = getenv("BENCH_MIN_TIME_MS");
+	if (s && atoi(s) > 0)
+		g_min_time = atoi(s) / 1000.0;
+	s = getenv("BENCH_RUNS");
+	if (s && atoi(s) > 0)
+		g_runs = atoi(s);
+	g_ops = getenv("BENCH_OPS");
+	if (g_ops && !*g_ops)
+		g_ops = NULL;
+
+	check(ctx_set_allocator(bench_alloc, bench_free), "ctx_set_allocator");
+	/* Multi-threaded mode for libc and malloc before anything is timed. */
+	pthread_t t;
+	check(pthread_create(&t, NULL, nothing, NULL), "pthread_create");
+	pthread_join(t, NULL);
+
+	op_pingpong();
+	op_throughput();
+	op_select4();
+	return 0;
+}

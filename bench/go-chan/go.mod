@@ -1,0 +1,3 @@
+module goctx/bench/go-chan
+
+go 1.19
