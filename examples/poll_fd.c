@@ -59,7 +59,10 @@ int main(void) {
             if (read(pipe_fds[0], buf, MSG) == MSG)
                 printf("message %d: %s\n", ++received, buf);
         } else if (fds[1].revents & POLLIN) {
-            err = ctx_err(ctx); /* readable fd: ctx_err is already non-zero */
+            /* Done. goctx makes the descriptor readable an instant before
+             * ctx_err turns non-zero, so read the error with ctx_wait: it
+             * returns as soon as ctx_err is set, without polling again. */
+            err = ctx_wait(ctx, CTX_FOREVER);
         }
     }
     printf("loop stopped: %s after %d messages\n", ctx_strerror(err), received);
