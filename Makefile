@@ -9,7 +9,8 @@
 #   make demo      build, then run every example (and `seed` last)
 #   make install   install the plain build under PREFIX (/usr/local)
 #   make bench     optimised build (build/bench); $(SHARED)/bench/compare on goctx-bench
-#   make fuzz      clang+ASan build (build/fuzz) of goctx-fuzz, run FUZZ_SECONDS
+#   make fuzz      clang+ASan build (build/fuzz) of goctx-fuzz, run FUZZ_SECONDS on
+#                  fuzz/corpus (new inputs go to build/fuzz/fuzz/corpus-run)
 #   make stress    TSan build (build/tsan) of goctx-stress, run for DURATION seconds
 #   make clean
 
@@ -126,7 +127,9 @@ bench:
 fuzz:
 	$(call configure,$(B)/fuzz,clang,address,-O1 -g,-DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF)
 	$(CMAKE) --build $(B)/fuzz -j $(JOBS) --target goctx-fuzz
-	$(B)/fuzz/fuzz/goctx-fuzz -max_total_time=$(FUZZ_SECONDS)
+	mkdir -p $(B)/fuzz/fuzz/corpus-run
+	$(B)/fuzz/fuzz/goctx-fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  $(B)/fuzz/fuzz/corpus-run fuzz/corpus
 
 stress: $(B)/tsan/tsan-probe
 	$(call configure,$(B)/tsan,gcc,thread,-O1 -g)
