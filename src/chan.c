@@ -180,8 +180,19 @@ static void chan__finish(struct chan__waiter *w)
 
 /* Sleep until w is DONE. With abs (CLOCK_MONOTONIC), claim w for the
  * timeout once it passes, unless someone claimed it first. */
+#ifndef CHAN__SPIN
+#define CHAN__SPIN 0
+#endif
+
 static void chan__wait(struct chan__waiter *w, const struct timespec *abs)
 {
+	for (int i = 0; i < CHAN__SPIN; i++) {
+		if ((atomic_load_explicit(&w->state, memory_order_relaxed) & CHAN__PHASE) != CHAN__WAITING)
+			break;
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+	}
 	for (;;) {
 		uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
 		if ((s & CHAN__PHASE) == CHAN__DONE)

@@ -2,6 +2,8 @@
  * many threads at once (black-box, through include/goctx/chan.h). */
 #include <errno.h>
 #include <setjmp.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +13,25 @@
 
 #include "goctx.h"
 #include "goctx/chan.h"
+
+/* ---- An allocator that counts, and fails on demand. ----------------------
+ * Installed by main before anything allocates. */
+
+static atomic_long n_allocs;
+static atomic_bool fail_allocs;
+
+static void *counting_alloc(size_t size)
+{
+	if (atomic_load(&fail_allocs))
+		return NULL;
+	atomic_fetch_add(&n_allocs, 1);
+	return malloc(size);
+}
+
+static void counting_free(void *p)
+{
+	free(p);
+}
 
 /* ---- Helpers. ---------------------------------------------------------- */
 
@@ -438,8 +459,60 @@ static void test_many_buffered(void **state)
 	many_producers_consumers(16);
 }
 
+/* ---- Memory. ------------------------------------------------------------ */
+
+static void test_allocations(void **state)
+{
+	(void)state;
+	long a0 = atomic_load(&n_allocs);
+	chan_t *c = chan_make(sizeof(int), 4);
+	assert_int_equal(atomic_load(&n_allocs) - a0, 1); /* one block per channel */
+	a0 = atomic_load(&n_allocs);
+	int v = 1;
+	bool ok;
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(chan_send(c, &v), 0);
+		assert_int_equal(chan_recv(c, &v, &ok), 0);
+		chan_case_t cs[] = {CHAN_CASE_SEND(c, &v), CHAN_CASE_RECV(NULL, NULL)};
+		size_t fired;
+		assert_int_equal(chan_select(cs, 2, CTX_FOREVER, &fired), 0);
+		assert_int_equal(chan_recv(c, &v, &ok), 0);
+	}
+	assert_int_equal(atomic_load(&n_allocs) - a0, 0); /* operations allocate nothing */
+	chan_release(c);
+}
+
+static void test_out_of_memory(void **state)
+{
+	(void)state;
+	chan_t *c = chan_make(sizeof(int), 0);
+	ctx_cancel_t *cancel;
+	ctx_t *ctx = ctx_with_cancel(ctx_background(), &cancel);
+	atomic_store(&fail_allocs, true);
+	errno = 0;
+	assert_null(chan_make(sizeof(int), 1));
+	assert_int_equal(errno, ENOMEM);
+	/* Hooking the context fails: nothing happens, nothing stays queued. */
+	int v = 1;
+	assert_int_equal(chan_recv_ctx(ctx, c, &v, NULL), ENOMEM);
+	chan_case_t big[9];
+	for (int i = 0; i < 9; i++)
+		big[i] = CHAN_CASE_RECV(c, NULL);
+	size_t fired;
+	assert_int_equal(chan_select(big, 9, CTX_FOREVER, &fired), ENOMEM);
+	assert_int_equal(chan_select(big, 9, 0, &fired), EAGAIN); /* no need to allocate */
+	assert_int_equal(chan_go(counting_free, NULL), ENOMEM);
+	atomic_store(&fail_allocs, false);
+	assert_int_equal(chan_try_send(c, &v), EAGAIN);
+	ctx_cancel(cancel);
+	ctx_release(ctx);
+	chan_release(c);
+}
+
 int main(void)
 {
+	if (ctx_set_allocator(counting_alloc, counting_free) != 0)
+		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_make_len_cap),
 		cmocka_unit_test(test_null_args),
@@ -457,6 +530,8 @@ int main(void)
 		cmocka_unit_test(test_ctx_timeout),
 		cmocka_unit_test(test_many_unbuffered),
 		cmocka_unit_test(test_many_buffered),
+		cmocka_unit_test(test_allocations),
+		cmocka_unit_test(test_out_of_memory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,7 +74,8 @@ int chan_recv(chan_t *c, void *elem, bool *ok);
 /* As chan_send / chan_recv, but give up when ctx is done first: then they
  * return ctx_err(ctx) (ECANCELED or ETIMEDOUT) and nothing was sent or
  * received. A ctx already done on entry wins even if the channel is ready
- * (Go's select would pick at random). A NULL channel waits for ctx. */
+ * (Go's select would pick at random). A NULL channel waits for ctx.
+ * ENOMEM if the context could not be hooked (nothing happened then). */
 int chan_send_ctx(ctx_t *ctx, chan_t *c, const void *elem);
 int chan_recv_ctx(ctx_t *ctx, chan_t *c, void *elem, bool *ok);
 
