@@ -32,7 +32,7 @@ int ctx_after_func(ctx_t *ctx, void (*fn)(void *arg), void *arg, ctx_after_t **s
 		return 0;
 	}
 	if (!ctx_done(ctx)) {
-		struct ctx__after *a = ctx__alloc(sizeof *a);
+		struct ctx__after *a = ctx__node_alloc(sizeof *a, __builtin_return_address(0));
 		if (!a)
 			return ENOMEM;
 		atomic_init(&a->node.base.refs, stop ? 2 : 1);
@@ -53,7 +53,7 @@ int ctx_after_func(ctx_t *ctx, void (*fn)(void *arg), void *arg, ctx_after_t **s
 		}
 		/* Done meanwhile: nobody saw the node. */
 		ctx_release(ctx);
-		ctx__free(a);
+		ctx__node_free(a);
 	}
 	fn(arg);
 	if (stop)

@@ -100,7 +100,7 @@ static struct ctx *destroy(struct ctx *c)
 	default:
 		break;
 	}
-	ctx__free(c);
+	ctx__node_free(c);
 	return parent;
 }
 
@@ -121,9 +121,9 @@ void ctx_release(ctx_t *c)
 
 /* ---- constructors ---- */
 
-static void *new_node(size_t size, enum ctx__kind kind, ctx_t *parent)
+static void *new_node(size_t size, enum ctx__kind kind, ctx_t *parent, const void *where)
 {
-	struct ctx *c = ctx__alloc(size);
+	struct ctx *c = ctx__node_alloc(size, where);
 	if (!c)
 		return NULL;
 	atomic_init(&c->refs, 1);
@@ -160,13 +160,13 @@ static int init_cnode(struct ctx__cnode *cn)
 	return err;
 }
 
-ctx_t *ctx_with_cancel(ctx_t *parent, ctx_cancel_t **cancel)
+static ctx_t *with_cancel(ctx_t *parent, ctx_cancel_t **cancel, const void *where)
 {
 	if (!parent) {
 		errno = EINVAL;
 		return NULL;
 	}
-	struct ctx__cnode *cn = new_node(sizeof *cn, CTX__CANCEL, parent);
+	struct ctx__cnode *cn = new_node(sizeof *cn, CTX__CANCEL, parent, where);
 	if (!cn)
 		return NULL;
 	cn->cause = 0;
@@ -179,6 +179,11 @@ ctx_t *ctx_with_cancel(ctx_t *parent, ctx_cancel_t **cancel)
 	return &cn->node.base;
 }
 
+ctx_t *ctx_with_cancel(ctx_t *parent, ctx_cancel_t **cancel)
+{
+	return with_cancel(parent, cancel, __builtin_return_address(0));
+}
+
 ctx_time_t ctx__add_sat(ctx_time_t a, ctx_duration_t b)
 {
 	ctx_time_t r;
@@ -187,8 +192,8 @@ ctx_time_t ctx__add_sat(ctx_time_t a, ctx_duration_t b)
 	return r;
 }
 
-ctx_t *ctx_with_deadline_cause(ctx_t *parent, ctx_time_t deadline, int cause,
-                               ctx_cancel_t **cancel)
+static ctx_t *with_deadline(ctx_t *parent, ctx_time_t deadline, int cause,
+                            ctx_cancel_t **cancel, const void *where)
 {
 	if (!parent) {
 		errno = EINVAL;
@@ -196,9 +201,9 @@ ctx_t *ctx_with_deadline_cause(ctx_t *parent, ctx_time_t deadline, int cause,
 	}
 	ctx_time_t cur;
 	if (ctx_deadline(parent, &cur) && cur < deadline)
-		return ctx_with_cancel(parent, cancel); /* the cause is dropped, as Go does */
+		return with_cancel(parent, cancel, where); /* the cause is dropped, as Go does */
 
-	struct ctx__timer *t = new_node(sizeof *t, CTX__TIMER, parent);
+	struct ctx__timer *t = new_node(sizeof *t, CTX__TIMER, parent, where);
 	if (!t)
 		return NULL;
 	t->deadline = deadline;
@@ -228,20 +233,28 @@ ctx_t *ctx_with_deadline_cause(ctx_t *parent, ctx_time_t deadline, int cause,
 	return &t->c.node.base;
 }
 
+ctx_t *ctx_with_deadline_cause(ctx_t *parent, ctx_time_t deadline, int cause,
+                               ctx_cancel_t **cancel)
+{
+	return with_deadline(parent, deadline, cause, cancel, __builtin_return_address(0));
+}
+
 ctx_t *ctx_with_deadline(ctx_t *parent, ctx_time_t deadline, ctx_cancel_t **cancel)
 {
-	return ctx_with_deadline_cause(parent, deadline, 0, cancel);
+	return with_deadline(parent, deadline, 0, cancel, __builtin_return_address(0));
 }
 
 ctx_t *ctx_with_timeout_cause(ctx_t *parent, ctx_duration_t timeout, int cause,
                               ctx_cancel_t **cancel)
 {
-	return ctx_with_deadline_cause(parent, ctx__add_sat(ctx_now(), timeout), cause, cancel);
+	return with_deadline(parent, ctx__add_sat(ctx_now(), timeout), cause, cancel,
+	                     __builtin_return_address(0));
 }
 
 ctx_t *ctx_with_timeout(ctx_t *parent, ctx_duration_t timeout, ctx_cancel_t **cancel)
 {
-	return ctx_with_timeout_cause(parent, timeout, 0, cancel);
+	return with_deadline(parent, ctx__add_sat(ctx_now(), timeout), 0, cancel,
+	                     __builtin_return_address(0));
 }
 
 ctx_t *ctx_with_value(ctx_t *parent, const void *key, void *val, void (*free_val)(void *))
@@ -250,7 +263,7 @@ ctx_t *ctx_with_value(ctx_t *parent, const void *key, void *val, void (*free_val
 		errno = EINVAL;
 		return NULL;
 	}
-	struct ctx__value *v = new_node(sizeof *v, CTX__VALUE, parent);
+	struct ctx__value *v = new_node(sizeof *v, CTX__VALUE, parent, __builtin_return_address(0));
 	if (!v)
 		return NULL;
 	v->key = key;
@@ -265,7 +278,7 @@ ctx_t *ctx_without_cancel(ctx_t *parent)
 		errno = EINVAL;
 		return NULL;
 	}
-	struct ctx *c = new_node(sizeof *c, CTX__WITHOUT, parent);
+	struct ctx *c = new_node(sizeof *c, CTX__WITHOUT, parent, __builtin_return_address(0));
 	if (c)
 		c->src = NULL;
 	return c;

@@ -137,6 +137,10 @@ struct ctx__after {
 void *ctx__alloc(size_t size);
 void ctx__free(void *ptr);
 
+/* ---- leak.c: nodes (tracked for the GOCTX_LEAKS report when on) ---- */
+void *ctx__node_alloc(size_t size, const void *where);
+void ctx__node_free(void *node);
+
 /* ---- lock.c: the per-node futex lock ---- */
 void ctx__lock_slow(_Atomic uint32_t *l);
 void ctx__unlock_slow(_Atomic uint32_t *l);

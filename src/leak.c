@@ -1,0 +1,96 @@
+/* leak.c: node allocation, and the opt-in report of contexts still alive
+ * at exit (GOCTX_LEAKS=1), for finding a missing ctx_release or ctx_cancel.
+ *
+ * Off (the default), a node is a plain ctx__alloc. On, each node is
+ * preceded by a `struct track` in one doubly linked list guarded by
+ * `lock`, recording the address that called the constructor, and an atexit
+ * handler prints what is left. The mode is read from the environment once,
+ * before the first node exists, and never changes afterwards, so a node's
+ * layout is known when it is freed.
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+struct track {
+	struct track *next, *prev;
+	const void *where; /* return address into the constructor's caller */
+	uintptr_t pad;     /* keeps the node 16-byte aligned, as malloc's */
+};
+
+static struct track head = {.next = &head, .prev = &head};
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static bool on;            /* written once, inside `once` */
+static atomic_bool settled; /* release after `on` is written; pairs with the acquire below */
+
+static void report(void)
+{
+	pthread_mutex_lock(&lock);
+	size_t n = 0;
+	for (struct track *t = head.next; t != &head; t = t->next)
+		n++;
+	if (n)
+		fprintf(stderr, "goctx: %zu context%s still alive at exit (GOCTX_LEAKS):\n", n,
+		        n == 1 ? "" : "s");
+	for (struct track *t = head.next; t != &head; t = t->next) {
+		const struct ctx *c = (const struct ctx *)(t + 1);
+		char text[512];
+		const struct ctx *shown = c->kind == CTX__AFTER ? c->parent : c;
+		ctx_format(shown, text, sizeof text);
+		Dl_info info;
+		const char *sym = NULL;
+		if (dladdr(t->where, &info) && info.dli_sname)
+			sym = info.dli_sname;
+		fprintf(stderr, "  %s%s  refs=%u  created from %p%s%s%s\n",
+		        c->kind == CTX__AFTER ? "after-func on " : "", text,
+		        (unsigned)atomic_load_explicit(&c->refs, memory_order_relaxed), t->where,
+		        sym ? " (in " : "", sym ? sym : "", sym ? ")" : "");
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+static void init(void)
+{
+	const char *e = getenv("GOCTX_LEAKS");
+	on = e && *e && *e != '0';
+	if (on)
+		atexit(report);
+	atomic_store_explicit(&settled, true, memory_order_release);
+}
+
+void *ctx__node_alloc(size_t size, const void *where)
+{
+	if (!atomic_load_explicit(&settled, memory_order_acquire))
+		pthread_once(&once, init);
+	if (!on)
+		return ctx__alloc(size);
+	struct track *t = ctx__alloc(sizeof *t + size);
+	if (!t)
+		return NULL;
+	t->where = where;
+	pthread_mutex_lock(&lock);
+	t->next = &head;
+	t->prev = head.prev;
+	head.prev->next = t;
+	head.prev = t;
+	pthread_mutex_unlock(&lock);
+	return t + 1;
+}
+
+void ctx__node_free(void *node)
+{
+	/* `on` was settled before this node was allocated. */
+	if (!on) {
+		ctx__free(node);
+		return;
+	}
+	struct track *t = (struct track *)node - 1;
+	pthread_mutex_lock(&lock);
+	t->prev->next = t->next;
+	t->next->prev = t->prev;
+	pthread_mutex_unlock(&lock);
+	ctx__free(t);
+}
