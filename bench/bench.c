@@ -11,6 +11,8 @@
  *     BENCH_MIN_TIME_MS  minimum duration of one timed run (default 500)
  *     BENCH_RUNS         timed runs per op, the best is kept (default 3)
  *     BENCH_OPS          comma-separated op names to run (default: all)
+ *     BENCH_WAKE_REPLY   how the wake_roundtrip waiter answers: "ctx"
+ *                        (default: cancels a reply context) or "futex"
  *
  * Method (as the peers): the allocator hook is installed first, then one
  * extra thread is started and joined; n grows (prediction x1.2, at most x100
@@ -429,14 +431,26 @@ static void body_after_func_stop(void *arg, uint64_t n)
 
 /* wake_roundtrip: per op a fresh WithCancel(Background) context; a waiter
  * thread blocks in ctx_wait on it; the main thread cancels it; the waiter
- * answers on a futex semaphore; the main thread takes the answer. As in the
- * peers, the next round's context is made and published before the current
- * one is canceled, so the waiter picks it up without an extra handoff (the
- * cancel orders that store before the waiter's load after its wait). The
- * waiter thread is started inside the timed run, as in the peers. */
+ * answers back; the main thread waits for the answer. As in the peers, the
+ * next round's context is made and published before the current one is
+ * canceled, so the waiter picks it up without an extra handoff (the cancel
+ * orders that store before the waiter's load after its wait). The waiter
+ * thread is started inside the timed run, as in the peers.
+ *
+ * The answer goes back the way the peers send theirs: with the same
+ * mechanism the wake used (Go: a channel after a channel close; C++: a
+ * semaphore after a stop_callback that releases a semaphore). Here that is
+ * goctx again: per round a reply context, made and published with the next
+ * one, that the waiter cancels and the main thread ctx_waits on.
+ * BENCH_WAKE_REPLY=futex answers on a bare futex semaphore instead (64 pause
+ * spins, then FUTEX_WAIT), to show what the reply mechanism costs. */
+static bool g_wake_futex;
+
 struct wake_arg {
 	ctx_t *first;
+	ctx_cancel_t *first_reply;
 	_Atomic(ctx_t *) next;
+	_Atomic(ctx_cancel_t *) next_reply;
 	_Atomic uint32_t reply;
 	uint64_t n;
 };
@@ -445,10 +459,23 @@ static void *wake_waiter(void *p)
 {
 	struct wake_arg *w = p;
 	ctx_t *c = w->first;
-	for (uint64_t i = 0; i < w->n; i++) {
-		ctx_wait(c, CTX_FOREVER);
-		c = atomic_load_explicit(&w->next, memory_order_acquire);
-		bench_sem_post(&w->reply);
+	if (g_wake_futex) {
+		for (uint64_t i = 0; i < w->n; i++) {
+			ctx_wait(c, CTX_FOREVER);
+			c = atomic_load_explicit(&w->next, memory_order_acquire);
+			bench_sem_post(&w->reply);
+		}
+	} else {
+		ctx_cancel_t *reply = w->first_reply;
+		for (uint64_t i = 0; i < w->n; i++) {
+			ctx_wait(c, CTX_FOREVER);
+			c = atomic_load_explicit(&w->next, memory_order_acquire);
+			ctx_cancel_t *r = reply;
+			reply = atomic_load_explicit(&w->next_reply, memory_order_acquire);
+			ctx_cancel(r);
+		}
+		if (reply)
+			ctx_cancel(reply); /* the last round's spare */
 	}
 	return NULL;
 }
@@ -457,27 +484,44 @@ static void body_wake_roundtrip(void *arg, uint64_t n)
 {
 	(void)arg;
 	struct wake_arg w;
-	ctx_cancel_t *cancel;
+	ctx_cancel_t *cancel, *rcancel = NULL;
 	ctx_t *cur = must(ctx_with_cancel(ctx_background(), &cancel), "wake ctx");
+	ctx_t *rctx = NULL;
+	if (!g_wake_futex)
+		rctx = must(ctx_with_cancel(ctx_background(), &rcancel), "reply ctx");
 	w.first = cur;
+	w.first_reply = rcancel;
 	atomic_init(&w.next, NULL);
+	atomic_init(&w.next_reply, NULL);
 	atomic_init(&w.reply, 0);
 	w.n = n;
 	pthread_t t;
 	if (pthread_create(&t, NULL, wake_waiter, &w) != 0)
 		die("pthread_create");
 	for (uint64_t i = 0; i < n; i++) {
-		ctx_cancel_t *ncancel;
+		ctx_cancel_t *ncancel, *nrcancel = NULL;
 		ctx_t *nctx = ctx_with_cancel(ctx_background(), &ncancel);
+		ctx_t *nrctx = NULL;
+		if (!g_wake_futex) {
+			nrctx = ctx_with_cancel(ctx_background(), &nrcancel);
+			atomic_store_explicit(&w.next_reply, nrcancel, memory_order_release);
+		}
 		atomic_store_explicit(&w.next, nctx, memory_order_release);
 		ctx_cancel(cancel);
-		bench_sem_wait(&w.reply);
+		if (g_wake_futex) {
+			bench_sem_wait(&w.reply);
+		} else {
+			ctx_wait(rctx, CTX_FOREVER);
+			ctx_release(rctx);
+			rctx = nrctx;
+		}
 		ctx_release(cur); /* the waiter is done with it */
 		cur = nctx;
 		cancel = ncancel;
 	}
 	pthread_join(t, NULL);
 	release_cancel(cur, cancel);
+	ctx_release(rctx);
 }
 
 /* mem_*: retained requested bytes and live blocks per context, MEM_COUNT
@@ -563,6 +607,15 @@ static void parse_env(void)
 			exit(2);
 		}
 		g_runs = (int)r;
+	}
+	v = getenv("BENCH_WAKE_REPLY");
+	if (v && *v) {
+		if (strcmp(v, "futex") == 0)
+			g_wake_futex = true;
+		else if (strcmp(v, "ctx") != 0) {
+			fprintf(stderr, "bad BENCH_WAKE_REPLY=%s (ctx or futex)\n", v);
+			exit(2);
+		}
 	}
 	v = getenv("BENCH_OPS");
 	if (v && *v) {
@@ -663,5 +716,12 @@ int main(void)
 	op_mem("mem_cancel_ctx", MEM_CANCEL);
 	op_mem("mem_value_ctx", MEM_VALUE);
 	op_mem("mem_timer_ctx", MEM_TIMER);
+
+	/* Everything made above has been released: say so if the library still
+	 * holds blocks (a leak, or a cache it keeps on purpose). */
+	struct bench_counts end = bench_snapshot();
+	if (end.allocs != end.frees)
+		fprintf(stderr, "goctx: note: %" PRIu64 " blocks (%" PRIu64 " bytes) still live at exit\n",
+		        end.allocs - end.frees, end.bytes - end.freed_bytes);
 	return 0;
 }
