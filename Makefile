@@ -26,7 +26,7 @@ B            := build
 
 export ASAN_OPTIONS  ?= detect_leaks=1:halt_on_error=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
-export TSAN_OPTIONS  ?= halt_on_error=1 second_deadlock_stack=1
+export TSAN_OPTIONS  ?= halt_on_error=1 second_deadlock_stack=1 atexit_sleep_ms=0
 
 # $(call configure,DIR,CC,SANITIZE,FLAGS[,EXTRA]): (re)configure a build dir.
 # FLAGS replace the build type's own (RelWithDebInfo keeps asserts on here).

@@ -26,13 +26,19 @@
  *    return NULL and set errno (EINVAL for a NULL parent or key, ENOMEM);
  *    a failed call leaves nothing behind and calls no callback.
  *  - Every function is safe from any thread on live objects. Only ctx_wait,
- *    ctx_sleep and ctx_after_stop (while the callback runs elsewhere) block;
- *    nothing spins or sleeps waiting for another thread otherwise.
+ *    ctx_sleep and ctx_after_stop (while the callback runs elsewhere) block.
+ *    Besides those, a call may wait only for another thread's goctx call
+ *    that is already under way on the same context, as Go's do on its
+ *    mutex: ctx_cancel for a concurrent cancellation of the same subtree to
+ *    finish, and ctx_err for a concurrent cancel to finish making the done
+ *    descriptor readable (a few microseconds).
  *  - The library starts at most one thread, for timers, lazily, on the first
  *    context with a deadline. After fork(), the child may keep using goctx
  *    (pending deadlines keep firing there; the timer thread is restarted),
  *    provided no other thread of the parent was inside a goctx call on the
- *    same contexts at the moment of the fork. The parent is unaffected.
+ *    same contexts at the moment of the fork. The parent is unaffected. A
+ *    done descriptor made before the fork is one eventfd shared by both
+ *    processes: in the child, use contexts made after the fork for polling.
  */
 #ifndef GOCTX_H
 #define GOCTX_H
@@ -65,11 +71,14 @@ typedef int64_t ctx_duration_t;         /* ns */
 ctx_time_t ctx_now(void);
 
 /* Go's words for ECANCELED ("context canceled") and ETIMEDOUT ("context
- * deadline exceeded"); strerror's text for anything else. The string is
- * static: never free it. */
+ * deadline exceeded"); strerror's text for anything else. Never free it;
+ * for a number libc does not know ("Unknown error 1000") it lives in a
+ * buffer of the calling thread, until that thread's next call. */
 const char *ctx_strerror(int err);
 
 /* ---- Constructors. None blocks. ---------------------------------------- */
+/* On failure a constructor returns NULL, sets errno and sets *cancel (when
+ * cancel is not NULL) to NULL. */
 
 /* The roots: never done, no deadline, no values. Static: retain and release
  * on them do nothing. */
@@ -82,7 +91,8 @@ ctx_t *ctx_with_cancel(ctx_t *parent, ctx_cancel_t **cancel);
 
 /* A child that is also done, with ETIMEDOUT, at `deadline` (CLOCK_MONOTONIC
  * ns). A parent deadline strictly earlier makes this a plain WithCancel. A
- * deadline at or before ctx_now() gives a context done at once. */
+ * deadline at or before ctx_now() gives a context done at once. Fails with
+ * EAGAIN if the timer thread cannot be started (nothing is left behind). */
 ctx_t *ctx_with_deadline(ctx_t *parent, ctx_time_t deadline, ctx_cancel_t **cancel);
 
 /* ctx_with_deadline(parent, ctx_now() + timeout), saturating on overflow; a
@@ -142,11 +152,13 @@ int ctx_format(const ctx_t *ctx, char *buf, size_t size);
 /* ---- Waiting. ---------------------------------------------------------- */
 
 /* Block until ctx is done (returns ctx_err) or timeout ns pass (returns 0).
- * CTX_FOREVER waits without limit; 0 only looks. Interrupted by nothing. */
+ * CTX_FOREVER waits without limit; 0 (or any other negative value) only
+ * looks. Signals do not interrupt it. EINVAL for a NULL ctx. */
 int ctx_wait(ctx_t *ctx, ctx_duration_t timeout);
 /* Sleep d ns; 0 after sleeping the whole time, ctx_err if done first. */
 int ctx_sleep(ctx_t *ctx, ctx_duration_t d);
-/* A descriptor that becomes readable once ctx is done and stays readable
+/* A descriptor that is readable exactly when ctx is done (ctx_err != 0)
+ * and stays readable
  * (do not read from it, do not close it: the context owns it until freed).
  * Made on first use. -1 with errno ENOENT for a context that can never be
  * done, or EMFILE/ENFILE/ENOMEM if none can be made. */

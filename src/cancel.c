@@ -59,17 +59,6 @@ static int cancel_one(struct ctx__cnode *c, int err, int *cause, struct op *op, 
 	if (*cause == CTX__TIMER_CAUSE)
 		*cause = c->cause; /* the deadline's own cause */
 	c->cause = *cause;
-	if (c->fd >= 0) {
-		/* Readable before err is published (Go issue 75533). The counter
-		 * is set near its maximum so that a stray read() by the user does
-		 * not make it unreadable again (EFD_SEMAPHORE reads take 1). */
-		uint64_t v = UINT64_MAX - 1;
-		ssize_t w;
-		do
-			w = write(c->fd, &v, sizeof v);
-		while (w < 0 && errno == EINTR);
-	}
-
 	/* Detach live children; leave dying ones (count 0) to unlink
 	 * themselves. Pushing in list order reverses it, so siblings are
 	 * popped oldest first. */
@@ -93,8 +82,23 @@ static int cancel_one(struct ctx__cnode *c, int err, int *cause, struct op *op, 
 	*keep = NULL;
 
 	/* Release: pairs with the acquire loads in ctx_err/ctx_cause/waits. */
-	uint32_t old = atomic_exchange_explicit(&c->state, (uint32_t)err | (any ? CTX__BUSY : 0),
+	uint32_t now = (uint32_t)err | (any ? CTX__BUSY : 0);
+	bool fd = c->fd >= 0;
+	uint32_t old = atomic_exchange_explicit(&c->state, now | (fd ? CTX__PUBLISHING : 0),
 	                                        memory_order_release);
+	if (fd) {
+		/* Readers wait while PUBLISHING is set (Go issue 75533: once err
+		 * is seen, the descriptor is readable). The counter is set near
+		 * its maximum so that a stray read() by the user does not make it
+		 * unreadable again (EFD_SEMAPHORE reads take 1). */
+		uint64_t v = UINT64_MAX - 1;
+		ssize_t w;
+		do
+			w = write(c->fd, &v, sizeof v);
+		while (w < 0 && errno == EINTR);
+		old |= atomic_fetch_and_explicit(&c->state, ~(CTX__PUBLISHING | CTX__WAITERS),
+		                                 memory_order_release);
+	}
 	ctx__unlock(&c->lock);
 	if (old & CTX__WAITERS)
 		ctx__futex_wake(&c->state, INT_MAX);

@@ -92,10 +92,8 @@ static struct ctx *destroy(struct ctx *c)
 		break;
 	}
 	case CTX__AFTER:
-		/* A registration drops its count to zero only once stopped or run,
-		 * and both leave the list first; the unlink is for safety. */
-		if (parent->src)
-			ctx__unlink(parent->src, (struct ctx__node *)c);
+		/* A registration drops its count to zero only once stopped or
+		 * run, and both take it out of the list first. */
 		break;
 	default:
 		break;
@@ -162,6 +160,8 @@ static int init_cnode(struct ctx__cnode *cn)
 
 static ctx_t *with_cancel(ctx_t *parent, ctx_cancel_t **cancel, const void *where)
 {
+	if (cancel)
+		*cancel = NULL; /* until it succeeds */
 	if (!parent) {
 		errno = EINVAL;
 		return NULL;
@@ -195,6 +195,8 @@ ctx_time_t ctx__add_sat(ctx_time_t a, ctx_duration_t b)
 static ctx_t *with_deadline(ctx_t *parent, ctx_time_t deadline, int cause,
                             ctx_cancel_t **cancel, const void *where)
 {
+	if (cancel)
+		*cancel = NULL; /* until it succeeds */
 	if (!parent) {
 		errno = EINVAL;
 		return NULL;
@@ -221,8 +223,10 @@ static ctx_t *with_deadline(ctx_t *parent, ctx_time_t deadline, int cause,
 			int e = ctx__timer_arm(t);
 			if (e) {
 				/* No timer thread: undo everything. */
-				if (cancel)
+				if (cancel) {
 					ctx_release(&t->c.node.base);
+					*cancel = NULL;
+				}
 				ctx__cancel(&t->c, ECANCELED, ECANCELED, true);
 				ctx_release(&t->c.node.base);
 				errno = e;
@@ -293,16 +297,19 @@ int ctx_err(const ctx_t *c)
 	const struct ctx__cnode *s = c->src;
 	if (!s)
 		return 0;
-	return (int)(atomic_load_explicit(&s->state, memory_order_acquire) & CTX__ERR_MASK);
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+	if (__builtin_expect(st & CTX__PUBLISHING, 0))
+		st = ctx__published(s, st);
+	return (int)(st & CTX__ERR_MASK);
 }
 
 bool ctx_done(const ctx_t *c) { return ctx_err(c) != 0; }
 
 int ctx_cause(const ctx_t *c)
 {
-	const struct ctx__cnode *s = c->src;
-	if (!s || !(atomic_load_explicit(&s->state, memory_order_acquire) & CTX__ERR_MASK))
+	if (!ctx_err(c))
 		return 0;
+	const struct ctx__cnode *s = c->src;
 	/* cause was written before the release that published err. */
 	return s->cause;
 }

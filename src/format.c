@@ -15,9 +15,15 @@ const char *ctx_strerror(int err)
 	case ETIMEDOUT:
 		return "context deadline exceeded";
 	default: {
-		/* strerrordesc_np is thread-safe and static, unlike strerror. */
+		/* strerrordesc_np is thread-safe and static, unlike strerror;
+		 * a number it does not know gets strerror's words, in a buffer of
+		 * this thread's. */
 		const char *s = strerrordesc_np(err);
-		return s ? s : "unknown error";
+		if (s)
+			return s;
+		static _Thread_local char unknown[32];
+		snprintf(unknown, sizeof unknown, "Unknown error %d", err);
+		return unknown;
 	}
 	}
 }

@@ -46,7 +46,12 @@
  *             ctx_cancel() returns with the whole subtree done, as Go's
  *             (which holds the parent's mutex across its children) does.
  *   WAITERS   some thread sleeps on the futex of `state`; whoever changes
- *             err or clears BUSY wakes them all.
+ *             err or clears BUSY or PUBLISHING wakes them all.
+ *   PUBLISHING set with err when the node has a done descriptor, cleared
+ *             once the descriptor is written. Readers treat err as not yet
+ *             visible while it is set and wait for it to clear, so that
+ *             "ctx_err() != 0" and "the descriptor is readable" imply each
+ *             other (Go's Err likewise waits for Done to be closed).
  */
 #ifndef GOCTX_INTERNAL_H
 #define GOCTX_INTERNAL_H
@@ -71,6 +76,7 @@ enum ctx__kind {
 #define CTX__ERR_MASK 0xffu
 #define CTX__BUSY (1u << 8)
 #define CTX__WAITERS (1u << 9)
+#define CTX__PUBLISHING (1u << 10)
 
 struct ctx__cnode;
 
@@ -181,6 +187,8 @@ int ctx__timer_arm(struct ctx__timer *t);
 void ctx__timer_disarm(struct ctx__timer *t);
 
 /* ---- wait.c ---- */
+/* The state of c once no PUBLISHING is in progress (waits if one is). */
+uint32_t ctx__published(const struct ctx__cnode *c, uint32_t s);
 ctx_time_t ctx__real_now(void);
 bool ctx__clock_is_fake(void);
 /* Sleep on a state word (a cnode's state or an after's) until

@@ -99,7 +99,16 @@ uint32_t ctx__wait_word(_Atomic uint32_t *word, bool (*ready)(uint32_t), ctx_tim
 	}
 }
 
-static bool is_done(uint32_t s) { return (s & CTX__ERR_MASK) != 0; }
+static bool is_done(uint32_t s) { return (s & CTX__ERR_MASK) && !(s & CTX__PUBLISHING); }
+static bool published(uint32_t s) { return !(s & CTX__PUBLISHING); }
+
+uint32_t ctx__published(const struct ctx__cnode *c, uint32_t s)
+{
+	if (!(s & CTX__PUBLISHING))
+		return s;
+	/* The canceller is between two stores around one write(2). */
+	return ctx__wait_word((_Atomic uint32_t *)&c->state, published, -1);
+}
 static bool never(uint32_t s) { (void)s; return false; }
 
 int ctx_wait(ctx_t *ctx, ctx_duration_t timeout)
@@ -117,7 +126,8 @@ int ctx_wait(ctx_t *ctx, ctx_duration_t timeout)
 		ctx__wait_word(&nobody, never, until);
 		return 0;
 	}
-	return (int)(ctx__wait_word(&s->state, is_done, until) & CTX__ERR_MASK);
+	ctx__wait_word(&s->state, is_done, until);
+	return ctx_err(ctx);
 }
 
 int ctx_sleep(ctx_t *ctx, ctx_duration_t d)
