@@ -174,10 +174,11 @@ void ctx__unlink(struct ctx__cnode *src, struct ctx__node *n);
 int ctx__link(struct ctx__cnode *src, struct ctx__node *n, int *cause);
 
 /* ---- cancel.c ---- */
-/* Cancel c with err and cause (cause CTX__TIMER_CAUSE: the timer's own).
- * When it returns, c and all its descendants are done and the after-funcs
- * this call triggered have run. unlink: also leave the parent's list. */
-#define CTX__TIMER_CAUSE (-1)
+/* Cancel c with err and cause (cause CTX__TIMER_CAUSE: the timer's own;
+ * any cause a user gives is non-zero). When it returns, c and all its
+ * descendants are done and the after-funcs this call triggered have run.
+ * unlink: also leave the parent's list. */
+#define CTX__TIMER_CAUSE 0
 void ctx__cancel(struct ctx__cnode *c, int err, int cause, bool unlink);
 
 /* ---- timer.c ---- */

@@ -120,14 +120,15 @@ static void *timer_main(void *arg)
 	(void)arg;
 	pthread_mutex_lock(&q.lock);
 	for (;;) {
-		struct ctx__timer *due = NULL; /* through hnext */
+		/* Due timers, earliest first, through hnext. */
+		struct ctx__timer *due = NULL, **tail = &due;
 		ctx_time_t now = ctx_now();
 		while (q.root && q.root->deadline <= now) {
 			struct ctx__timer *t = q.root;
 			heap_remove(t);
 			if (ctx__try_retain(&t->c.node.base)) {
-				t->hnext = due;
-				due = t;
+				*tail = t;
+				tail = &t->hnext;
 			}
 		}
 		if (due) {
