@@ -405,18 +405,84 @@ static void test_fd_err_done_race_timer(void **state)
 		         bad_fd, bad_wait);
 }
 
+/* The other direction: once the descriptor is readable, ctx_err is
+ * non-zero ("readable exactly when done"). A watcher spins on poll while
+ * this thread cancels. */
+struct watcher {
+	sem_t go, done;
+	ctx_t *ctx; /* handed over through the semaphores */
+	int fd;
+	atomic_bool quit;
+	atomic_int bad_err, bad_wait;
+};
+
+static void *watcher_main(void *arg)
+{
+	struct watcher *w = arg;
+	for (;;) {
+		while (sem_wait(&w->go) != 0)
+			;
+		if (atomic_load(&w->quit))
+			return NULL;
+		while (!readable(w->fd, 0))
+			;
+		if (ctx_err(w->ctx) == 0)
+			atomic_fetch_add(&w->bad_err, 1);
+		if (ctx_wait(w->ctx, 0) == 0)
+			atomic_fetch_add(&w->bad_wait, 1);
+		sem_post(&w->done);
+	}
+}
+
+static void test_fd_readable_implies_err(void **state)
+{
+	(void)state;
+	struct watcher w;
+	sem_init(&w.go, 0, 0);
+	sem_init(&w.done, 0, 0);
+	atomic_init(&w.quit, false);
+	atomic_init(&w.bad_err, 0);
+	atomic_init(&w.bad_wait, 0);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, watcher_main, &w), 0);
+	for (int i = 0; i < RACE_ITERS; i++) {
+		ctx_cancel_t *cancel;
+		ctx_t *c = ctx_with_cancel(ctx_background(), &cancel);
+		ctx_t *v = (i & 1) ? ctx_with_value(c, &key1, &val1, NULL) : ctx_retain(c);
+		w.ctx = v;
+		w.fd = ctx_done_fd(v);
+		assert_true(w.fd >= 0);
+		sem_post(&w.go);
+		for (volatile int k = 0; k < (i % 7) * 100; k++)
+			;
+		ctx_cancel(cancel);
+		if (!tu_sem_wait_ms(&w.done, 10000))
+			fail_msg("iteration %d: the descriptor never became readable", i);
+		ctx_release(v);
+		ctx_release(c);
+	}
+	atomic_store(&w.quit, true);
+	sem_post(&w.go);
+	assert_true(tu_join_ms(t, 10000, NULL));
+	sem_destroy(&w.go);
+	sem_destroy(&w.done);
+	if (atomic_load(&w.bad_err) || atomic_load(&w.bad_wait))
+		fail_msg("the descriptor was readable but ctx_err was 0 %d times, "
+		         "ctx_wait(ctx, 0) returned 0 %d times",
+		         atomic_load(&w.bad_err), atomic_load(&w.bad_wait));
+}
+
 /* Many threads ask for the descriptor of one context at once: one fd. */
 struct fd_asker {
 	ctx_t *ctx;
-	atomic_int *go;
+	pthread_barrier_t *go;
 	int fd;
 };
 
 static void *fd_asker_main(void *arg)
 {
 	struct fd_asker *a = arg;
-	while (!atomic_load(a->go))
-		;
+	pthread_barrier_wait(a->go);
 	a->fd = ctx_done_fd(a->ctx);
 	return NULL;
 }
@@ -428,14 +494,15 @@ static void test_fd_concurrent_first_use(void **state)
 	for (int round = 0; round < 50; round++) {
 		ctx_cancel_t *cancel;
 		ctx_t *c = ctx_with_cancel(ctx_background(), &cancel);
-		atomic_int go = 0;
+		pthread_barrier_t go;
+		pthread_barrier_init(&go, NULL, N + 1);
 		struct fd_asker a[N];
 		pthread_t th[N];
 		for (int i = 0; i < N; i++) {
 			a[i] = (struct fd_asker){.ctx = c, .go = &go, .fd = -2};
 			assert_int_equal(pthread_create(&th[i], NULL, fd_asker_main, &a[i]), 0);
 		}
-		atomic_store(&go, 1);
+		pthread_barrier_wait(&go);
 		if (round & 1)
 			ctx_cancel(cancel);
 		for (int i = 0; i < N; i++)
@@ -449,6 +516,7 @@ static void test_fd_concurrent_first_use(void **state)
 			ctx_cancel(cancel);
 		}
 		assert_true(readable(a[0].fd, 0));
+		pthread_barrier_destroy(&go);
 		ctx_release(c);
 	}
 }
@@ -501,6 +569,7 @@ int main(void)
 		cmocka_unit_test(test_fd_closed_on_free),
 		cmocka_unit_test(test_fd_err_done_race_cancel),
 		cmocka_unit_test(test_fd_err_done_race_timer),
+		cmocka_unit_test(test_fd_readable_implies_err),
 		cmocka_unit_test(test_fd_concurrent_first_use),
 		cmocka_unit_test(test_fd_emfile),
 	};

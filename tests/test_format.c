@@ -403,11 +403,15 @@ static void test_strerror(void **state)
 	assert_string_equal(ctx_strerror(EINVAL), want);
 	snprintf(want, sizeof want, "%s", strerror(EBUSY));
 	assert_string_equal(ctx_strerror(EBUSY), want);
-	/* Unknown values: some text, never NULL. */
-	assert_non_null(ctx_strerror(0));
-	assert_non_null(ctx_strerror(99999));
-	assert_non_null(ctx_strerror(-7));
-	assert_non_null(ctx_strerror(INT32_MAX));
+	/* Any other value: strerror's text, never NULL (libc's words for
+	 * numbers it does not know, e.g. "Unknown error 99999"). */
+	static const int others[] = {0, 99999, 1000, -7, INT32_MAX, INT32_MIN};
+	for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+		const char *got = ctx_strerror(others[i]);
+		assert_non_null(got);
+		snprintf(want, sizeof want, "%s", strerror(others[i]));
+		assert_string_equal(got, want);
+	}
 	/* Static: the same text on every call. */
 	assert_ptr_equal(ctx_strerror(ECANCELED), ctx_strerror(ECANCELED));
 }
