@@ -897,28 +897,40 @@ static void count_free(void *p)
 	atomic_fetch_add(&nullparent_frees, 1);
 }
 
-/* Every constructor given a NULL parent returns NULL with errno EINVAL and
- * leaves nothing behind. */
+/* Every constructor given a NULL parent returns NULL with errno EINVAL,
+ * sets *cancel to NULL (when given), calls no free_val and leaves nothing
+ * behind. */
 static void test_null_parent_einval(void **state)
 {
 	(void)state;
-	ctx_cancel_t *h = NULL;
+	ctx_cancel_t *const junk = (ctx_cancel_t *)&key_a; /* not a handle */
+	ctx_cancel_t *h;
 	ctx_time_t d = ctx_now() + CTX_SECOND;
 #define EXPECT_EINVAL(call)                                                             \
 	do {                                                                            \
+		h = junk;                                                               \
 		errno = 0;                                                              \
 		assert_null(call);                                                      \
 		assert_int_equal(errno, EINVAL);                                        \
 	} while (0)
-	EXPECT_EINVAL(ctx_with_cancel(NULL, &h));
+#define EXPECT_EINVAL_H(call)                                                           \
+	do {                                                                            \
+		EXPECT_EINVAL(call);                                                    \
+		assert_null(h);                                                         \
+	} while (0)
+	EXPECT_EINVAL_H(ctx_with_cancel(NULL, &h));
 	EXPECT_EINVAL(ctx_with_cancel(NULL, NULL));
-	EXPECT_EINVAL(ctx_with_deadline(NULL, d, &h));
-	EXPECT_EINVAL(ctx_with_deadline(NULL, 0, &h)); /* past deadline: still EINVAL */
-	EXPECT_EINVAL(ctx_with_timeout(NULL, CTX_SECOND, &h));
-	EXPECT_EINVAL(ctx_with_deadline_cause(NULL, d, 5, &h));
-	EXPECT_EINVAL(ctx_with_timeout_cause(NULL, CTX_SECOND, 5, &h));
+	EXPECT_EINVAL_H(ctx_with_deadline(NULL, d, &h));
+	EXPECT_EINVAL_H(ctx_with_deadline(NULL, 0, &h)); /* past deadline: still EINVAL */
+	EXPECT_EINVAL(ctx_with_deadline(NULL, d, NULL));
+	EXPECT_EINVAL_H(ctx_with_timeout(NULL, CTX_SECOND, &h));
+	EXPECT_EINVAL(ctx_with_timeout(NULL, CTX_SECOND, NULL));
+	EXPECT_EINVAL_H(ctx_with_deadline_cause(NULL, d, 5, &h));
+	EXPECT_EINVAL_H(ctx_with_timeout_cause(NULL, CTX_SECOND, 5, &h));
+	EXPECT_EINVAL_H(ctx_with_timeout_cause(NULL, -1, 5, &h));
 	EXPECT_EINVAL(ctx_with_value(NULL, &key_a, &key_b, count_free));
 	EXPECT_EINVAL(ctx_without_cancel(NULL));
+#undef EXPECT_EINVAL_H
 #undef EXPECT_EINVAL
 	assert_int_equal(atomic_load(&nullparent_frees), 0);
 	ctx_release(NULL); /* a no-op */

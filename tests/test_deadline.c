@@ -4,6 +4,7 @@
  * equal-deadline rules, past and negative deadlines, saturation, exact
  * deadlines, disarming, firing order of many timers, and one real-clock
  * timeout. */
+#include <dirent.h>
 #include <limits.h>
 
 #include "test_util.h"
@@ -13,6 +14,66 @@
 #define SHORT_WAIT (20 * CTX_MILLISECOND)
 
 static char key;
+
+/* ---- the timer thread ------------------------------------------------------- */
+
+static int count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* "The library starts at most one internal thread (for timers), lazily, on
+ * the first context with a deadline": none for contexts without one, one
+ * for the first future deadline, still one after many more (armed, fired,
+ * cancelled). Runs first in this program, before any deadline exists. */
+static void test_timer_thread_lazy_and_single(void **state)
+{
+	(void)state;
+	int n0 = count_threads();
+	assert_true(n0 >= 1);
+	ctx_cancel_t *h;
+	ctx_t *c = ctx_with_cancel(ctx_background(), &h);
+	ctx_t *v = ctx_with_value(c, &key, NULL, NULL);
+	ctx_t *w = ctx_without_cancel(v);
+	assert_int_equal(ctx_wait(c, CTX_MILLISECOND), 0);
+	assert_int_equal(count_threads(), n0);
+	ctx_cancel_t *ht;
+	ctx_t *t = ctx_with_timeout(v, HOUR, &ht);
+	int n1 = count_threads();
+	/* TSan starts a background thread of its own with the first
+	 * pthread_create of the program. */
+	assert_true(n1 == n0 + 1 || (UT_TSAN && n1 == n0 + 2));
+	enum { N = 100 };
+	ctx_t *more[N];
+	ctx_cancel_t *hm[N];
+	for (int i = 0; i < N; i++)
+		more[i] = ctx_with_timeout(i % 2 ? w : ctx_background(), i % 3 ? HOUR : CTX_MILLISECOND, &hm[i]);
+	for (int i = 0; i < N; i++)
+		if (i % 3 == 0)
+			assert_int_equal(ctx_wait(more[i], LONG_WAIT), ETIMEDOUT);
+	assert_int_equal(count_threads(), n1);
+	for (int i = 0; i < N; i++) {
+		ctx_cancel(hm[i]);
+		ctx_release(more[i]);
+	}
+	ctx_cancel(ht);
+	ctx_release(t);
+	ctx_cancel(h);
+	ctx_release(w);
+	ctx_release(v);
+	ctx_release(c);
+	assert_int_equal(count_threads(), n1);
+	ut_assert_no_leak_eventually();
+}
 
 /* ---- firing ------------------------------------------------------------------ */
 
@@ -595,6 +656,7 @@ static void test_real_clock_timeout_fires(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(test_timer_thread_lazy_and_single), /* first: no deadline yet */
 		T(test_deadline_fires_not_before),
 		T(test_deadline_fires_with_cause),
 		T(test_earlier_parent_deadline_makes_with_cancel),

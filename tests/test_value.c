@@ -204,6 +204,54 @@ static void test_free_val_once_when_freed(void **state)
 	ut_assert_no_leak();
 }
 
+struct fv_probe {
+	pthread_t ran_in;     /* the thread free_val ran in */
+	atomic_int calls;
+	ctx_t *to_release;    /* a context free_val releases, or NULL */
+};
+
+static void probe_free(void *p)
+{
+	struct fv_probe *f = p;
+	f->ran_in = pthread_self();
+	atomic_fetch_add(&f->calls, 1);
+	ctx_release(f->to_release);
+}
+
+static void *release_in_thread(void *c)
+{
+	ctx_release(c);
+	return NULL;
+}
+
+/* free_val runs in the thread that drops the last reference, and may
+ * release contexts (here: the last reference of a context holding another
+ * value whose free_val runs in turn). */
+static void test_free_val_in_releasing_thread(void **state)
+{
+	(void)state;
+	struct fv_probe inner = {.to_release = NULL}, outer;
+	atomic_init(&inner.calls, 0);
+	ctx_cancel_t *h;
+	ctx_t *p = ctx_with_cancel(ctx_background(), &h);
+	ctx_t *held = ctx_with_value(p, &key2, &inner, probe_free);
+	outer.to_release = held;
+	atomic_init(&outer.calls, 0);
+	ctx_t *v = ctx_with_value(p, &key1, &outer, probe_free);
+	ctx_t *c = ctx_with_cancel(v, NULL);
+	ctx_release(v);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, release_in_thread, c), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(atomic_load(&outer.calls), 1);
+	assert_true(pthread_equal(outer.ran_in, t));
+	assert_int_equal(atomic_load(&inner.calls), 1); /* released from free_val */
+	assert_true(pthread_equal(inner.ran_in, t));
+	ctx_cancel(h);
+	ctx_release(p);
+	ut_assert_no_leak();
+}
+
 /* If ctx_with_value fails for memory, it returns NULL with ENOMEM, does not
  * call free_val (the caller still owns val), and leaves nothing behind: the
  * parent's references are as before (it is freed by its own release). */
@@ -325,6 +373,7 @@ int main(void)
 		T(test_miss_returns_null),
 		T(test_null_key_einval),
 		T(test_free_val_once_when_freed),
+		T(test_free_val_in_releasing_thread),
 		T(test_free_val_not_called_on_failure),
 		T(test_without_cancel),
 		T(test_without_cancel_done_fd_enoent),
