@@ -421,6 +421,111 @@ static void test_fan_in_many_threads(void **state)
 	ctx_release(stop);
 }
 
+/* ---- Races between a peer and a timeout or a context. ------------------ */
+
+#define RACE_ITEMS 3000
+
+struct race_sender {
+	chan_t *c;
+	int err;
+};
+
+static void send_race_items(void *p)
+{
+	struct race_sender *r = p;
+	for (int i = 0; i < RACE_ITEMS; i++) {
+		r->err = chan_send(r->c, &i);
+		if (r->err)
+			return;
+	}
+}
+
+static void test_timeout_races_sender(void **state)
+{
+	(void)state;
+	/* The receiver gives up after 1-21 us again and again while the sender
+	 * keeps offering: whichever claims the receiver first wins, and each
+	 * value must arrive exactly once and in order, none lost in a
+	 * receiver that timed out. */
+	chan_t *c = chan_make(sizeof(int), 0);
+	struct race_sender rs = {.c = c};
+	chan_go_t *g;
+	assert_int_equal(chan_go_start(&g, send_race_items, &rs), 0);
+	int next = 0, timeouts = 0;
+	while (next < RACE_ITEMS) {
+		int v = -1;
+		chan_case_t cs[] = {CHAN_CASE_RECV(c, &v)};
+		size_t fired;
+		int err = chan_select(cs, 1, (1 + next % 21) * CTX_MICROSECOND, &fired);
+		if (err == ETIMEDOUT || err == EAGAIN) {
+			assert_int_equal(v, -1);
+			timeouts++;
+			continue;
+		}
+		assert_int_equal(err, 0);
+		assert_true(cs[0].ok);
+		assert_int_equal(v, next);
+		next++;
+	}
+	assert_int_equal(chan_go_join(g), 0);
+	assert_int_equal(rs.err, 0);
+	print_message("timeouts: %d\n", timeouts);
+	chan_release(c);
+}
+
+static void test_ctx_races_sender(void **state)
+{
+	(void)state;
+	/* As above, with a fresh short-deadline context per attempt: the
+	 * context's after-func and the sender race to claim the receiver. */
+	chan_t *c = chan_make(sizeof(int), 0);
+	struct race_sender rs = {.c = c};
+	chan_go_t *g;
+	assert_int_equal(chan_go_start(&g, send_race_items, &rs), 0);
+	int next = 0, expired = 0;
+	while (next < RACE_ITEMS) {
+		ctx_cancel_t *cancel;
+		ctx_t *ctx = ctx_with_timeout(ctx_background(), (1 + next % 13) * CTX_MICROSECOND, &cancel);
+		assert_non_null(ctx);
+		int v = -1;
+		bool ok = false;
+		int err = chan_recv_ctx(ctx, c, &v, &ok);
+		ctx_cancel(cancel);
+		ctx_release(ctx);
+		if (err == ETIMEDOUT) {
+			assert_int_equal(v, -1);
+			expired++;
+			continue;
+		}
+		assert_int_equal(err, 0);
+		assert_true(ok);
+		assert_int_equal(v, next);
+		next++;
+	}
+	assert_int_equal(chan_go_join(g), 0);
+	assert_int_equal(rs.err, 0);
+	print_message("expired: %d\n", expired);
+	chan_release(c);
+}
+
+static void test_close_wakes_select_sender(void **state)
+{
+	(void)state;
+	chan_t *a = chan_make(sizeof(int), 0), *ready = chan_make(sizeof(int), 1);
+	struct job j = {.c = a, .ready = ready};
+	chan_go_t *g;
+	assert_int_equal(chan_go_start(&g, close_after_ready, &j), 0);
+	int v = 3, t = 1;
+	chan_case_t cs[] = {CHAN_CASE_RECV(NULL, NULL), CHAN_CASE_SEND(a, &v)};
+	chan_send(ready, &t);
+	size_t fired;
+	assert_int_equal(chan_select(cs, 2, CTX_FOREVER, &fired), EPIPE);
+	assert_int_equal(fired, 1);
+	assert_int_equal(chan_go_join(g), 0);
+	chan_release(a);
+	chan_release(ready);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -436,6 +541,9 @@ int main(void)
 		cmocka_unit_test(test_ctx_deadline_case),
 		cmocka_unit_test(test_select_vs_select),
 		cmocka_unit_test(test_fan_in_many_threads),
+		cmocka_unit_test(test_timeout_races_sender),
+		cmocka_unit_test(test_ctx_races_sender),
+		cmocka_unit_test(test_close_wakes_select_sender),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
