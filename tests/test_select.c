@@ -430,10 +430,18 @@ struct race_sender {
 	int err;
 };
 
+static volatile unsigned race_sink;
+
 static void send_race_items(void *p)
 {
 	struct race_sender *r = p;
+	unsigned x = 12345;
 	for (int i = 0; i < RACE_ITEMS; i++) {
+		/* Some work of varying length, so the receiver is sometimes
+		 * early and waits (and times out), sometimes late. */
+		for (unsigned k = (x >> 8) % 65536; k > 0; k--)
+			x = x * 1103515245u + 12345u;
+		race_sink = x;
 		r->err = chan_send(r->c, &i);
 		if (r->err)
 			return;
