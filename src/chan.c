@@ -65,6 +65,17 @@
 
 #define CHAN__STACK_CASES 8
 
+/* Pauses a blocked thread spends watching its waiter before the futex
+ * sleep. 0 (the default): sleep at once, so a blocked thread never burns
+ * CPU. A build may set -DCHAN__SPIN=200 or so: on an idle multi-core
+ * machine two threads in ping-pong then hand over without a syscall (on
+ * the 2-core VM this was written on, a round trip fell from ~9 us to
+ * ~0.6 us), but with more runnable threads than cores the spinning steals
+ * the time the peer needs and everything gets slower. */
+#ifndef CHAN__SPIN
+#define CHAN__SPIN 0
+#endif
+
 enum {
 	CHAN__WAITING = 0,
 	CHAN__CLAIMED = 1,
@@ -180,10 +191,6 @@ static void chan__finish(struct chan__waiter *w)
 
 /* Sleep until w is DONE. With abs (CLOCK_MONOTONIC), claim w for the
  * timeout once it passes, unless someone claimed it first. */
-#ifndef CHAN__SPIN
-#define CHAN__SPIN 0
-#endif
-
 static void chan__wait(struct chan__waiter *w, const struct timespec *abs)
 {
 	for (int i = 0; i < CHAN__SPIN; i++) {
