@@ -226,6 +226,26 @@ static void test_equal_deadline_makes_own_deadline_context(void **state)
 	ut_assert_no_leak_eventually();
 }
 
+/* Go's TestCanceledTimeout: a long timeout under a 1 s one (so a WithCancel
+ * under it), cancelled by hand: done at once with ECANCELED, the parent
+ * untouched. */
+static void test_canceled_timeout(void **state)
+{
+	(void)state;
+	ctx_cancel_t *hp, *hc;
+	ctx_t *p = ctx_with_timeout(ctx_background(), CTX_SECOND, &hp);
+	ctx_t *v = ctx_with_value(p, &key, NULL, NULL);
+	ctx_t *c = ctx_with_timeout(v, HOUR, &hc);
+	ctx_cancel(hc);
+	ut_assert_done(c, ECANCELED, ECANCELED);
+	ut_assert_live(p);
+	ctx_cancel(hp);
+	ctx_release(c);
+	ctx_release(v);
+	ctx_release(p);
+	ut_assert_no_leak();
+}
+
 /* ---- past, negative and huge ------------------------------------------------------ */
 
 /* A deadline at or before ctx_now() is done at once with ETIMEDOUT and its
@@ -661,6 +681,7 @@ int main(void)
 		T(test_deadline_fires_with_cause),
 		T(test_earlier_parent_deadline_makes_with_cancel),
 		T(test_equal_deadline_makes_own_deadline_context),
+		T(test_canceled_timeout),
 		T(test_past_deadline_done_at_once),
 		T(test_negative_timeout_is_past),
 		T(test_huge_timeout_saturates),

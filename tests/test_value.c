@@ -279,6 +279,24 @@ static void test_free_val_not_called_on_failure(void **state)
 	ut_assert_no_leak();
 }
 
+static void *other_alloc(size_t n) { return malloc(n); }
+static void other_free(void *p) { free(p); }
+
+/* ctx_set_allocator after the first context: EBUSY, and the allocator in
+ * use (this program's counting one) stays in use. */
+static void test_set_allocator_later_ebusy(void **state)
+{
+	(void)state;
+	ctx_t *v = ctx_with_value(ctx_background(), &key1, &v_a, NULL);
+	assert_int_equal(ctx_set_allocator(other_alloc, other_free), EBUSY);
+	long allocs0 = atomic_load(&ut_allocs);
+	ctx_t *w = ctx_with_value(v, &key2, &v_b, NULL);
+	assert_int_equal(atomic_load(&ut_allocs), allocs0 + 1);
+	ctx_release(w);
+	ctx_release(v);
+	ut_assert_no_leak();
+}
+
 /* ---- WithoutCancel ------------------------------------------------------------------ */
 
 /* WithoutCancel keeps the parent's values, is never done (its parent
@@ -375,6 +393,7 @@ int main(void)
 		T(test_free_val_once_when_freed),
 		T(test_free_val_in_releasing_thread),
 		T(test_free_val_not_called_on_failure),
+		T(test_set_allocator_later_ebusy),
 		T(test_without_cancel),
 		T(test_without_cancel_done_fd_enoent),
 	};
