@@ -73,10 +73,16 @@ bool ctx_after_stop(ctx_after_t *stop)
 	uint32_t s = CTX__AFTER_PENDING;
 	if (atomic_compare_exchange_strong_explicit(&a->state, &s, CTX__AFTER_STOPPED,
 	                                            memory_order_acq_rel, memory_order_acquire)) {
-		ctx__unlink(a->node.base.parent->src, &a->node);
-		/* The registration's reference, then the handle's. */
-		atomic_fetch_sub_explicit(&a->node.base.refs, 1, memory_order_relaxed);
-		ctx_release(&a->node.base);
+		if (ctx__unlink(a->node.base.parent->src, &a->node)) {
+			/* Still listed, so no canceller holds it: the registration's
+			 * and the handle's are the only references, both ours. */
+			ctx_release(ctx__destroy(&a->node.base));
+		} else {
+			/* A canceller detached it and holds a reference of its own;
+			 * drop the registration's, then the handle's. */
+			atomic_fetch_sub_explicit(&a->node.base.refs, 1, memory_order_relaxed);
+			ctx_release(&a->node.base);
+		}
 		return true;
 	}
 	if ((s & CTX__AFTER_MASK) == CTX__AFTER_RUNNING && !pthread_equal(a->runner, pthread_self()))

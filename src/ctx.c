@@ -33,16 +33,18 @@ bool ctx__try_retain(struct ctx *c)
 	return false;
 }
 
-void ctx__unlink(struct ctx__cnode *src, struct ctx__node *n)
+bool ctx__unlink(struct ctx__cnode *src, struct ctx__node *n)
 {
 	ctx__lock(&src->lock);
-	if (n->pprev) {
+	bool linked = n->pprev != NULL;
+	if (linked) {
 		*n->pprev = n->next;
 		if (n->next)
 			n->next->pprev = n->pprev;
 		n->pprev = NULL;
 	}
 	ctx__unlock(&src->lock);
+	return linked;
 }
 
 int ctx__link(struct ctx__cnode *src, struct ctx__node *n, int *cause)
@@ -65,7 +67,7 @@ int ctx__link(struct ctx__cnode *src, struct ctx__node *n, int *cause)
 
 /* Free one node whose count reached zero; returns its parent, whose
  * reference the caller must now drop. */
-static struct ctx *destroy(struct ctx *c)
+struct ctx *ctx__destroy(struct ctx *c)
 {
 	struct ctx *parent = c->parent;
 	switch (c->kind) {
@@ -102,18 +104,43 @@ static struct ctx *destroy(struct ctx *c)
 	return parent;
 }
 
+/* True when the caller holds the only reference to c and nobody can take
+ * another: then the release needs no atomic read-modify-write. Only a
+ * holder can retain, except that a canceller (under the parent's lock) and
+ * the timer thread (under the queue lock) try_retain nodes still listed or
+ * armed. Value and WithoutCancel nodes are never listed or armed; a done
+ * cancelable node whose count is 1 has been unlinked and disarmed by its
+ * cancellation, which held a reference until it had. The acquire pairs with
+ * the acq_rel decrements of the former holders. */
+static bool sole_holder(const struct ctx *c)
+{
+	if (atomic_load_explicit(&c->refs, memory_order_acquire) != 1)
+		return false;
+	switch (c->kind) {
+	case CTX__VALUE:
+	case CTX__WITHOUT:
+		return true;
+	case CTX__CANCEL:
+	case CTX__TIMER:
+		return ctx_done(c);
+	default:
+		return false;
+	}
+}
+
 void ctx_release(ctx_t *c)
 {
 	/* Iterative, so that releasing the leaf of a long chain that holds the
 	 * last references frees the chain without recursion. */
 	while (c && c->kind != CTX__ROOT) {
-		/* acq_rel: every use of the node by other holders happens before
-		 * the free (a release fetch_sub plus an acquire fence would do,
-		 * but ThreadSanitizer does not model fences; on x86 both are the
-		 * same instruction). */
-		if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+		if (!sole_holder(c) &&
+		    /* acq_rel: every use of the node by other holders happens
+		     * before the free (a release fetch_sub plus an acquire fence
+		     * would do, but ThreadSanitizer does not model fences; on x86
+		     * both are the same instruction). */
+		    atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
 			return;
-		c = destroy(c);
+		c = ctx__destroy(c);
 	}
 }
 

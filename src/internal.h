@@ -28,8 +28,8 @@
  * Locks. Each cancelable node has a small futex lock (`lock`) guarding its
  * child list (`children` and every listed node's `next`/`pprev`), the
  * descriptor `fd`, and the write of `cause` and of the err bits of `state`.
- * The timer queue has one mutex (timer.c). The only nesting is node lock ->
- * timer queue lock, when arming. No two node locks are ever held together:
+ * The timer queue has one mutex (timer.c), never held with a node lock.
+ * No two node locks are ever held together:
  * cancellation detaches a node's whole child list under its lock (taking a
  * temporary reference on each live child) and then works on the detached
  * children with no lock held, iteratively, so deep trees do not recurse.
@@ -167,8 +167,12 @@ static inline void ctx__unlock(_Atomic uint32_t *l)
 
 /* ---- ctx.c ---- */
 bool ctx__try_retain(struct ctx *c);
-/* Unlink n from the child list of src (the parent's src), if still linked. */
-void ctx__unlink(struct ctx__cnode *src, struct ctx__node *n);
+/* Unlink n from the child list of src (the parent's src), if still linked;
+ * returns whether it was (false: a canceller detached it first). */
+bool ctx__unlink(struct ctx__cnode *src, struct ctx__node *n);
+/* Free a node whose count is zero (or that only the caller can reach);
+ * returns its parent, whose reference the caller must drop. */
+struct ctx *ctx__destroy(struct ctx *c);
 /* Link n under src unless src is done; returns src's err (0: linked). Sets
  * *cause to src's cause when done. */
 int ctx__link(struct ctx__cnode *src, struct ctx__node *n, int *cause);
@@ -182,7 +186,8 @@ int ctx__link(struct ctx__cnode *src, struct ctx__node *n, int *cause);
 void ctx__cancel(struct ctx__cnode *c, int err, int cause, bool unlink);
 
 /* ---- timer.c ---- */
-/* Arm t (not yet armed) unless it is done; 0 or an errno (thread start). */
+/* Arm t (not yet armed; left disarmed if it is done); 0 or an errno from
+ * starting the thread. */
 int ctx__timer_arm(struct ctx__timer *t);
 /* Disarm t if armed. */
 void ctx__timer_disarm(struct ctx__timer *t);

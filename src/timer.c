@@ -18,7 +18,7 @@
  *
  * fork(): prepare takes q.lock so the child inherits a consistent heap;
  * the child re-creates lock and cond and restarts the thread if timers are
- * pending. Lock order: a node's lock, then q.lock (arming).
+ * pending. q.lock is never held together with a node's lock.
  */
 #include <errno.h>
 #include <signal.h>
@@ -206,21 +206,19 @@ static void init_queue(void)
 int ctx__timer_arm(struct ctx__timer *t)
 {
 	pthread_once(&init_once, init_queue);
-	int e = 0;
-	ctx__lock(&t->c.lock);
-	/* A parent's cancel may have reached t already: then no timer. */
-	if (!(atomic_load_explicit(&t->c.state, memory_order_relaxed) & CTX__ERR_MASK)) {
-		pthread_mutex_lock(&q.lock);
-		if (!q.started)
-			e = start_thread();
-		if (!e) {
-			heap_insert(t);
-			if (q.root == t && q.sleeping)
-				pthread_cond_signal(&q.cond);
-		}
-		pthread_mutex_unlock(&q.lock);
+	pthread_mutex_lock(&q.lock);
+	int e = q.started ? 0 : start_thread();
+	if (!e) {
+		heap_insert(t);
+		if (q.root == t && q.sleeping)
+			pthread_cond_signal(&q.cond);
 	}
-	ctx__unlock(&t->c.lock);
+	pthread_mutex_unlock(&q.lock);
+	/* A cancel that reached t before the insert found nothing to disarm;
+	 * it stored err before taking q.lock for that, so this load sees it
+	 * (relaxed is enough: q.lock orders the two). */
+	if (!e && (atomic_load_explicit(&t->c.state, memory_order_relaxed) & CTX__ERR_MASK))
+		ctx__timer_disarm(t);
 	return e;
 }
 
