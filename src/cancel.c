@@ -154,12 +154,22 @@ static void run_afters(struct op *op)
 
 void ctx__cancel(struct ctx__cnode *c, int err, int cause, bool unlink)
 {
+	/* Already done: nothing to do but let a concurrent op on the subtree
+	 * finish. Only the op that marked a node done unlinks it (a node done
+	 * by its parent's op was detached by it), so this one has no unlink
+	 * and no after-funcs to run. */
+	if (atomic_load_explicit(&c->state, memory_order_acquire) & CTX__ERR_MASK) {
+		wait_not_busy(c);
+		return;
+	}
 	struct op op = {.top = 0, .run_head = NULL};
 	op.run_tail = &op.run_head;
 
 	int mine = cancel_one(c, err, &cause, &op, true);
-	if (mine == ALREADY_DONE)
+	if (mine == ALREADY_DONE) {
 		wait_not_busy(c);
+		return;
+	}
 
 	while (op.top) {
 		struct ctx__node *n = (struct ctx__node *)(op.top & ~MARK);
