@@ -193,6 +193,8 @@ static enum op pick_op(uint64_t *s)
 static int pick(uint64_t *s)
 {
 	int n = atomic_load(&nnodes);
+	if (n > MAXNODES)
+		n = MAXNODES; /* add_node's failed reservations, given back soon */
 	if (!n)
 		return -1;
 	int i = (int)(rnd(s) % (uint64_t)n);
