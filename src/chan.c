@@ -673,6 +673,8 @@ int chan_select(chan_case_t *cases, size_t n, ctx_duration_t timeout, size_t *fi
 		return EDEADLK;
 	struct chan__sudog stack[CHAN__STACK_CASES], *sgs = stack;
 	if (block && n > CHAN__STACK_CASES) {
+		if (n > SIZE_MAX / sizeof(*sgs))
+			return ENOMEM;
 		sgs = ctx__alloc(n * sizeof(*sgs));
 		if (!sgs)
 			return ENOMEM;
