@@ -50,7 +50,10 @@
  *
  * Select takes the locks of all its channels in address order (each once),
  * so two selects over the same channels cannot deadlock and a select sees
- * all its channels at one instant. It then counts the ready cases and keeps
+ * all its channels at one instant. No other lock is taken while a channel
+ * lock is held (ctx_done is one atomic load; after-funcs are registered,
+ * stopped and woken with no channel lock held), and wakes (futex syscalls)
+ * are made after unlocking. It then counts the ready cases and keeps
  * each with probability 1/count (reservoir sampling): a uniform pick among
  * the ready ones, without an array.
  */
