@@ -283,6 +283,8 @@ struct reentrant {
 	_Atomic(ctx_after_t *) sibling; /* a second registration on ctx */
 	_Atomic(ctx_after_t *) pending; /* a registration on a live context */
 	ctx_t *retained;        /* a reference fn gives back */
+	ctx_cancel_t *again;    /* a second handle of ctx: cancelling again
+	                         * must not wait for this cancellation */
 	atomic_int nested_calls;
 	int failures;           /* bit per failed check */
 	atomic_int done;
@@ -346,6 +348,10 @@ static void reentrant_fn(void *arg)
 	/* A registration on a live context: stopped. */
 	if (!pend || !ctx_after_stop(pend))
 		f |= 1 << 11;
+	int err = ctx_err(c), cause = ctx_cause(c);
+	ctx_cancel_cause(x->again, 99);
+	if (ctx_err(c) != err || ctx_cause(c) != cause)
+		f |= 1 << 12;
 	ctx_release(x->retained);
 	x->failures = f;
 	atomic_store(&x->done, 1);
@@ -365,10 +371,12 @@ struct reentrant_setup {
 };
 
 static void reentrant_prepare(struct reentrant_setup *s, ctx_t *c, ctx_cancel_t *cancel,
-                              sem_t *post)
+                              ctx_cancel_t *own, sem_t *post)
 {
 	memset(s, 0, sizeof *s);
 	s->cancel = cancel;
+	s->x.again = ctx_cancel_dup(own);
+	assert_non_null(s->x.again);
 	s->x.post = post;
 	s->sibling_rec.post = post;
 	s->x.ctx = c;
@@ -417,7 +425,7 @@ static void test_fn_may_call_goctx_cancel(void **state)
 	struct reentrant_setup s;
 	ctx_cancel_t *cancel;
 	ctx_t *c = ctx_with_cancel(ctx_background(), &cancel);
-	reentrant_prepare(&s, c, cancel, NULL);
+	reentrant_prepare(&s, c, cancel, cancel, NULL);
 	ctx_release(c); /* fn gives back the last reference (plus the registration's) */
 	if (!tu_run_bounded(cancel_thread, &s, 30000))
 		fail_msg("ctx_cancel did not return: deadlock with fn calling goctx");
@@ -434,7 +442,7 @@ static void test_fn_may_call_goctx_timer(void **state)
 	ctx_cancel_t *cancel;
 	/* Long enough to register everything first. */
 	ctx_t *c = ctx_with_timeout(ctx_background(), 200 * MS, &cancel);
-	reentrant_prepare(&s, c, cancel, &sem);
+	reentrant_prepare(&s, c, cancel, cancel, &sem);
 	/* fn, then the sibling registration, post. */
 	if (!tu_sem_wait_ms(&sem, 30000) || !tu_sem_wait_ms(&sem, 30000))
 		fail_msg("fn did not finish in the timer thread: deadlock?");
@@ -458,12 +466,14 @@ static void test_fn_may_call_goctx_parent_cancel(void **state)
 	struct reentrant_setup s;
 	ctx_cancel_t *pcancel;
 	ctx_t *p = ctx_with_cancel(ctx_background(), &pcancel);
-	ctx_t *c = ctx_with_cancel(p, NULL);
-	reentrant_prepare(&s, c, pcancel, NULL);
+	ctx_cancel_t *ccancel;
+	ctx_t *c = ctx_with_cancel(p, &ccancel);
+	reentrant_prepare(&s, c, pcancel, ccancel, NULL);
 	ctx_release(c);
 	if (!tu_run_bounded(cancel_thread, &s, 30000))
 		fail_msg("ctx_cancel did not return: deadlock with fn calling goctx");
 	reentrant_check(&s);
+	ctx_cancel(ccancel);
 	ctx_release(p);
 	assert_balanced();
 }
@@ -539,9 +549,18 @@ static void test_several_in_order_timer(void **state)
 		a[i] = (struct order_arg){&o, i};
 		assert_int_equal(ctx_after_func(c, order_fn, &a[i], &stops[i]), 0);
 	}
-	assert_int_equal(ctx_wait(c, 10 * CTX_SECOND), ETIMEDOUT);
+	/* A last registration tells when the timer thread has run them all
+	 * (a stop that merely followed ctx_err may still win the race with
+	 * the timer thread's claim, as in Go). */
+	sem_t sem;
+	sem_init(&sem, 0, 0);
+	struct rec last = {.post = &sem};
+	assert_int_equal(ctx_after_func(c, rec_fn, &last, NULL), 0);
+	assert_true(tu_sem_wait_ms(&sem, 10000));
+	assert_int_equal(ctx_err(c), ETIMEDOUT);
 	for (int i = 0; i < N; i++)
-		assert_false(ctx_after_stop(stops[i])); /* waits for a running fn */
+		assert_false(ctx_after_stop(stops[i]));
+	sem_destroy(&sem);
 	assert_int_equal(atomic_load(&o.next), N);
 	for (int i = 0; i < N; i++)
 		assert_int_equal(o.seen[i], i);

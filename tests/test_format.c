@@ -308,7 +308,9 @@ static void check_deep(int n)
 static void test_deep_chains(void **state)
 {
 	(void)state;
-	static const int depths[] = {31, 32, 33, 63, 64, 65, 100, 257};
+	/* Layers plus the root: every remainder around the library's batches
+	 * of 32 (and a few more). */
+	static const int depths[] = {1, 2, 30, 31, 32, 33, 62, 63, 64, 65, 94, 95, 100, 257};
 	for (size_t i = 0; i < sizeof depths / sizeof depths[0]; i++)
 		check_deep(depths[i]);
 }

@@ -3,6 +3,8 @@
  * machine does not make the tests flaky. */
 #include "test_util2.h"
 
+#include <sys/resource.h>
+
 #include "testing.h"
 
 #define MS CTX_MILLISECOND
@@ -302,36 +304,64 @@ static void test_sleep_done_first(void **state)
 
 /* ---- no polling ---- */
 
+/* Voluntary context switches of the calling thread: a blocking wait makes
+ * one or two, a loop of short sleeps makes one per sleep. */
+static long thread_switches(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_THREAD, &ru);
+	return ru.ru_nvcsw;
+}
+
 static void test_wait_uses_no_cpu(void **state)
 {
 	(void)state;
 	ctx_cancel_t *cancel;
 	ctx_t *c = ctx_with_cancel(ctx_background(), &cancel);
+	long sw0 = thread_switches();
 	int64_t cpu0 = tu_cpu_ns(), t0 = tu_mono_ns();
 	assert_int_equal(ctx_wait(c, 300 * MS), 0);
 	int64_t cpu = tu_cpu_ns() - cpu0;
+	long sw = thread_switches() - sw0;
 	assert_true(tu_mono_ns() - t0 >= 300 * MS);
 	if (cpu >= 100 * MS)
 		fail_msg("a 300 ms wait used %lld ms of CPU", (long long)(cpu / MS));
+	if (sw > 20)
+		fail_msg("a 300 ms wait slept %ld times: polling?", sw);
 
 	/* A waiter blocked forever while another thread cancels 300 ms later. */
 	struct delayed_cancel d = {cancel, 300, 0};
 	pthread_t t;
 	cpu0 = tu_cpu_ns();
 	assert_int_equal(pthread_create(&t, NULL, delayed_cancel_main, &d), 0);
+	sw0 = thread_switches();
 	assert_int_equal(ctx_wait(c, CTX_FOREVER), ECANCELED);
+	sw = thread_switches() - sw0;
 	cpu = tu_cpu_ns() - cpu0;
 	assert_true(tu_join_ms(t, 10000, NULL));
 	if (cpu >= 100 * MS)
 		fail_msg("a 300 ms wait used %lld ms of CPU", (long long)(cpu / MS));
+	if (sw > 20)
+		fail_msg("a 300 ms wait slept %ld times: polling?", sw);
 	ctx_release(c);
 
 	/* The same for a context that can never be done. */
 	cpu0 = tu_cpu_ns();
+	sw0 = thread_switches();
 	assert_int_equal(ctx_wait(ctx_background(), 300 * MS), 0);
+	sw = thread_switches() - sw0;
 	cpu = tu_cpu_ns() - cpu0;
 	if (cpu >= 100 * MS)
 		fail_msg("a 300 ms wait on Background used %lld ms of CPU", (long long)(cpu / MS));
+	if (sw > 20)
+		fail_msg("a 300 ms wait on Background slept %ld times: polling?", sw);
+
+	/* ctx_sleep likewise. */
+	sw0 = thread_switches();
+	assert_int_equal(ctx_sleep(ctx_background(), 300 * MS), 0);
+	sw = thread_switches() - sw0;
+	if (sw > 20)
+		fail_msg("a 300 ms ctx_sleep slept %ld times: polling?", sw);
 }
 
 int main(void)
