@@ -317,6 +317,12 @@ static void reentrant_fn(void *arg)
 	ctx_release(tchild);
 	ctx_cancel(h);
 	ctx_release(child);
+	/* Arm a live deadline (the timer queue's lock), and drop it. */
+	size_t pending = ctx__timers_pending();
+	ctx_t *armed = ctx_with_timeout(ctx_background(), 3600 * CTX_SECOND, NULL);
+	if (!armed || ctx__timers_pending() != pending + 1)
+		f |= 1 << 13;
+	ctx_release(armed);
 	/* Another after-func on the cancelled context: runs at once. */
 	int before = atomic_load(&x->nested_calls);
 	ctx_after_t *s;
@@ -805,6 +811,38 @@ static void test_registration_keeps_ctx_alive_stop(void **state)
 	assert_balanced();
 }
 
+/* Once fn has run, the registration no longer holds the context: with the
+ * user's references gone, the context is freed even while the stop handle
+ * (which only says whether fn was stopped) is still held. */
+static void test_ran_registration_lets_go_of_ctx(void **state)
+{
+	(void)state;
+	ctx_cancel_t *pcancel;
+	ctx_t *p = ctx_with_cancel(ctx_background(), &pcancel);
+	long live_p = tu_live();
+	ctx_t *c = ctx_with_cancel(p, NULL);
+	long live_c = tu_live();
+	struct rec r = {0};
+	ctx_after_t *stop;
+	assert_int_equal(ctx_after_func(c, rec_fn, &r, &stop), 0);
+	long live_reg = tu_live() - live_c; /* what a registration costs */
+	ctx_release(c);
+	ctx_cancel(pcancel);
+	assert_int_equal(atomic_load(&r.calls), 1);
+	/* Only the handle's own memory may remain: c is gone. */
+	long held = tu_live() - live_p;
+	bool stopped = ctx_after_stop(stop);
+	long after_stop = tu_live() - live_p;
+	ctx_release(p);
+	if (held > live_reg)
+		fail_msg("fn has run and no reference is left, but the context is still "
+		         "held (%ld blocks instead of at most %ld) until ctx_after_stop",
+		         held, live_reg);
+	assert_false(stopped);
+	assert_int_equal(after_stop, 0);
+	assert_balanced();
+}
+
 static void test_registration_no_handle_freed_after_run(void **state)
 {
 	(void)state;
@@ -1038,6 +1076,7 @@ int main(void)
 		T(test_never_done_holds_nothing),
 		T(test_registration_keeps_ctx_alive_run),
 		T(test_registration_keeps_ctx_alive_stop),
+		T(test_ran_registration_lets_go_of_ctx),
 		T(test_registration_no_handle_freed_after_run),
 		T(test_einval),
 		T(test_enomem),
