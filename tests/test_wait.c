@@ -3,6 +3,7 @@
  * machine does not make the tests flaky. */
 #include "test_util2.h"
 
+#include <signal.h>
 #include <sys/resource.h>
 
 #include "testing.h"
@@ -364,6 +365,74 @@ static void test_wait_uses_no_cpu(void **state)
 		fail_msg("a 300 ms ctx_sleep slept %ld times: polling?", sw);
 }
 
+/* ---- signals do not end a wait ---- */
+
+static void on_signal(int sig) { (void)sig; }
+
+struct pester {
+	pthread_t target;
+	atomic_bool stop;
+	atomic_int sent;
+};
+
+static void *pester_main(void *arg)
+{
+	struct pester *p = arg;
+	while (!atomic_load(&p->stop)) {
+		pthread_kill(p->target, SIGUSR1);
+		atomic_fetch_add(&p->sent, 1);
+		tu_sleep_ms(5);
+	}
+	return NULL;
+}
+
+static void test_wait_not_interrupted_by_signals(void **state)
+{
+	(void)state;
+	struct sigaction sa = {.sa_handler = on_signal}, old;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: the futex wait sees EINTR */
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	struct pester p = {.target = pthread_self()};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, pester_main, &p), 0);
+
+	ctx_cancel_t *cancel;
+	ctx_t *c = ctx_with_cancel(ctx_background(), &cancel);
+	int64_t t0 = tu_mono_ns();
+	int r1 = ctx_wait(c, 200 * MS);
+	int64_t e1 = tu_mono_ns() - t0;
+	t0 = tu_mono_ns();
+	int r2 = ctx_sleep(c, 200 * MS);
+	int64_t e2 = tu_mono_ns() - t0;
+	t0 = tu_mono_ns();
+	int r3 = ctx_wait(ctx_background(), 200 * MS);
+	int64_t e3 = tu_mono_ns() - t0;
+	/* CTX_FOREVER: only the cancel ends it. */
+	struct delayed_cancel d = {cancel, 200, 0};
+	pthread_t k;
+	assert_int_equal(pthread_create(&k, NULL, delayed_cancel_main, &d), 0);
+	t0 = tu_mono_ns();
+	int r4 = ctx_wait(c, CTX_FOREVER);
+	int64_t e4 = tu_mono_ns() - t0;
+
+	atomic_store(&p.stop, true);
+	assert_true(tu_join_ms(t, 10000, NULL));
+	assert_true(tu_join_ms(k, 10000, NULL));
+	sigaction(SIGUSR1, &old, NULL);
+	ctx_release(c);
+
+	assert_true(atomic_load(&p.sent) > 10);
+	assert_int_equal(r1, 0);
+	assert_true(e1 >= 200 * MS);
+	assert_int_equal(r2, 0);
+	assert_true(e2 >= 200 * MS);
+	assert_int_equal(r3, 0);
+	assert_true(e3 >= 200 * MS);
+	assert_int_equal(r4, ECANCELED);
+	assert_true(e4 >= 150 * MS); /* the cancel came ~200 ms after the start */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -381,6 +450,7 @@ int main(void)
 		cmocka_unit_test(test_sleep_whole_time),
 		cmocka_unit_test(test_sleep_done_first),
 		cmocka_unit_test(test_wait_uses_no_cpu),
+		cmocka_unit_test(test_wait_not_interrupted_by_signals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
