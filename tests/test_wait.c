@@ -64,8 +64,14 @@ static void test_wait_zero_only_looks(void **state)
 		assert_int_equal(ctx_wait(c, 0), 0);
 	/* A thousand looks take far less than a thousand sleeps would. */
 	assert_true(tu_mono_ns() - t0 < PROMPT_NS);
+	/* Any other negative timeout only looks too. */
+	t0 = tu_mono_ns();
+	assert_int_equal(ctx_wait(c, -5), 0);
+	assert_int_equal(ctx_wait(c, INT64_MIN), 0);
+	assert_true(tu_mono_ns() - t0 < PROMPT_NS);
 	ctx_cancel(cancel);
 	assert_int_equal(ctx_wait(c, 0), ECANCELED);
+	assert_int_equal(ctx_wait(c, -5), ECANCELED);
 	ctx_release(c);
 	assert_int_equal(ctx_wait(ctx_background(), 0), 0);
 }
@@ -236,6 +242,45 @@ static void test_many_waiters_parent_cancel(void **state)
 	ctx_release(c2);
 	ctx_release(c1);
 	ctx_release(p);
+}
+
+/* Waiters that time out and leave do not make the others miss the wake. */
+struct timed_waiter {
+	ctx_t *ctx;
+	ctx_duration_t timeout;
+	int result;
+};
+
+static void *timed_waiter_main(void *arg)
+{
+	struct timed_waiter *w = arg;
+	w->result = ctx_wait(w->ctx, w->timeout);
+	return NULL;
+}
+
+static void test_timed_out_waiters_leave_others_waiting(void **state)
+{
+	(void)state;
+	ctx_cancel_t *cancel;
+	ctx_t *c = ctx_with_cancel(ctx_background(), &cancel);
+	struct timed_waiter w[NWAITERS];
+	pthread_t th[NWAITERS];
+	for (int i = 0; i < NWAITERS; i++) {
+		w[i] = (struct timed_waiter){c, (i & 1) ? CTX_FOREVER : (ctx_duration_t)(i + 1) * 5 * MS, -1};
+		assert_int_equal(pthread_create(&th[i], NULL, timed_waiter_main, &w[i]), 0);
+	}
+	/* The timed ones leave, with 0. */
+	for (int i = 0; i < NWAITERS; i += 2) {
+		assert_true(tu_join_ms(th[i], 10000, NULL));
+		assert_int_equal(w[i].result, 0);
+	}
+	ctx_cancel(cancel);
+	for (int i = 1; i < NWAITERS; i += 2) {
+		if (!tu_join_ms(th[i], 10000, NULL))
+			fail_msg("waiter %d was not woken", i);
+		assert_int_equal(w[i].result, ECANCELED);
+	}
+	ctx_release(c);
 }
 
 static void test_wait_value_child_of_cancel(void **state)
@@ -446,6 +491,7 @@ int main(void)
 		cmocka_unit_test(test_many_waiters_one_cancel),
 		cmocka_unit_test(test_many_waiters_timer),
 		cmocka_unit_test(test_many_waiters_parent_cancel),
+		cmocka_unit_test(test_timed_out_waiters_leave_others_waiting),
 		cmocka_unit_test(test_wait_value_child_of_cancel),
 		cmocka_unit_test(test_sleep_whole_time),
 		cmocka_unit_test(test_sleep_done_first),
