@@ -83,11 +83,14 @@ struct goroutine {
 static void goroutine_main(void *p)
 {
 	struct goroutine g = *(struct goroutine *)p;
+	chan_t *done = exited;
 	free(p);
 	g.fn(g.arg);
 	/* Capacity MAX_GOROUTINES: never blocks. Sent after anything this
-	 * goroutine started was counted in `spawned`. */
-	chan_send(exited, NULL);
+	 * goroutine started was counted in `spawned`. The goroutine holds its
+	 * own reference to `exited` until its send has returned. */
+	chan_send(done, NULL);
+	chan_release(done);
 }
 
 /* Go's `go fn(arg)`. */
@@ -101,6 +104,7 @@ static void go(void (*fn)(void *), void *arg)
 	g->fn = fn;
 	g->arg = arg;
 	atomic_fetch_add(&spawned, 1);
+	chan_retain(exited);
 	int err = chan_go(goroutine_main, g);
 	if (err) {
 		fprintf(stderr, "go: %s\n", strerror(err));

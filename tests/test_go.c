@@ -17,8 +17,12 @@ struct square {
 static void send_square(void *p)
 {
 	struct square *s = p;
+	/* *s lives in the starter's frame, which may be gone once the send
+	 * is received: copy what is needed first. */
+	chan_t *out = s->out;
 	int v = s->n * s->n;
-	chan_send(s->out, &v);
+	chan_send(out, &v);
+	chan_release(out); /* the reference the starter took for us */
 }
 
 static void test_go_detached(void **state)
@@ -30,7 +34,7 @@ static void test_go_detached(void **state)
 	chan_t *out = chan_make(sizeof(int), 0);
 	struct square sq[N];
 	for (int i = 0; i < N; i++) {
-		sq[i] = (struct square){.out = out, .n = i};
+		sq[i] = (struct square){.out = chan_retain(out), .n = i};
 		assert_int_equal(chan_go(send_square, &sq[i]), 0);
 	}
 	int64_t sum = 0;
