@@ -125,8 +125,9 @@ typedef struct chan_case {
 /* Wait until one of the n cases can proceed, do it, and set *fired (may be
  * NULL) to its index. When several are ready at once, one is picked
  * uniformly at random. timeout: CTX_FOREVER waits without limit, 0 does not
- * wait at all (Go's `default`), d > 0 waits at most d ns (real
- * CLOCK_MONOTONIC time). Returns:
+ * wait at all (Go's `default`; so does any other negative value), d > 0
+ * waits at most d ns (real CLOCK_MONOTONIC time). The cases' elem buffers
+ * must stay valid until the call returns. Returns:
  *   0          case *fired happened (a receive: see cases[*fired].ok; a
  *              DONE case: its ctx is done, ask ctx_err for why)
  *   EPIPE      case *fired is a send on a closed channel (Go: panic);
