@@ -24,6 +24,9 @@ static void test_default_nothing_ready(void **state)
 	size_t fired = 0;
 	assert_int_equal(chan_select(cs, 3, 0, &fired), EAGAIN);
 	assert_int_equal(fired, CHAN_NONE);
+	fired = 0;
+	assert_int_equal(chan_select(cs, 3, -5, &fired), EAGAIN); /* as 0 */
+	assert_int_equal(fired, CHAN_NONE);
 	assert_int_equal(chan_len(b), 1);
 	chan_release(a);
 	chan_release(b);
