@@ -32,7 +32,25 @@ static int test_teardown(void **state)
 {
 	(void)state;
 	atomic_store(&tu_fail_next, 0);
+	ctx__set_clock(NULL);
 	return 0;
+}
+
+/* A fake clock for deadline tests: the deadline fires when the test moves
+ * the clock, never while it is still registering. */
+static _Atomic ctx_time_t fake_now;
+static ctx_time_t fake_clock(void) { return atomic_load(&fake_now); }
+
+static void fake_clock_start(void)
+{
+	atomic_store(&fake_now, tu_mono_ns());
+	ctx__set_clock(fake_clock);
+}
+
+static void fake_clock_advance(ctx_duration_t d)
+{
+	atomic_fetch_add(&fake_now, d);
+	ctx__timers_kick();
 }
 
 #define assert_balanced() assert_int_equal(tu_live(), baseline)
@@ -139,10 +157,13 @@ static void test_called_after_timeout(void **state)
 	sem_t sem;
 	sem_init(&sem, 0, 0);
 	ctx_cancel_t *cancel;
+	fake_clock_start();
 	ctx_t *c = ctx_with_timeout(ctx_background(), 20 * MS, &cancel);
 	struct rec r = {.ctx = c, .post = &sem};
 	ctx_after_t *stop;
 	assert_int_equal(ctx_after_func(c, rec_fn, &r, &stop), 0);
+	assert_int_equal(atomic_load(&r.calls), 0);
+	fake_clock_advance(20 * MS);
 	assert_true(tu_sem_wait_ms(&sem, 10000));
 	assert_int_equal(atomic_load(&r.calls), 1);
 	/* In the timer thread, not here. */
@@ -227,7 +248,7 @@ static void test_not_called_after_stop_timer(void **state)
 {
 	(void)state;
 	ctx_cancel_t *cancel;
-	/* Long enough that the stop below always comes first. */
+	fake_clock_start();
 	ctx_t *c = ctx_with_timeout(ctx_background(), 300 * MS, &cancel);
 	struct rec r = {0}, witness = {0};
 	ctx_after_t *stop;
@@ -238,6 +259,7 @@ static void test_not_called_after_stop_timer(void **state)
 	witness.post = &sem;
 	assert_int_equal(ctx_after_func(c, rec_fn, &witness, NULL), 0);
 	assert_true(ctx_after_stop(stop));
+	fake_clock_advance(300 * MS);
 	assert_true(tu_sem_wait_ms(&sem, 10000));
 	assert_int_equal(ctx_err(c), ETIMEDOUT);
 	assert_int_equal(atomic_load(&witness.calls), 1);
@@ -446,9 +468,10 @@ static void test_fn_may_call_goctx_timer(void **state)
 	sem_init(&sem, 0, 0);
 	struct reentrant_setup s;
 	ctx_cancel_t *cancel;
-	/* Long enough to register everything first. */
+	fake_clock_start();
 	ctx_t *c = ctx_with_timeout(ctx_background(), 200 * MS, &cancel);
 	reentrant_prepare(&s, c, cancel, cancel, &sem);
+	fake_clock_advance(200 * MS);
 	/* fn, then the sibling registration, post. */
 	if (!tu_sem_wait_ms(&sem, 30000) || !tu_sem_wait_ms(&sem, 30000))
 		fail_msg("fn did not finish in the timer thread: deadlock?");
@@ -457,6 +480,7 @@ static void test_fn_may_call_goctx_timer(void **state)
 	reentrant_check(&s);
 	ctx_cancel(cancel);
 	ctx_release(c);
+	ctx__set_clock(NULL);
 	/* The timer thread still works: a new deadline fires. */
 	ctx_t *t = ctx_with_timeout(ctx_background(), 10 * MS, NULL);
 	assert_int_equal(ctx_wait(t, 10 * CTX_SECOND), ETIMEDOUT);
