@@ -1075,6 +1075,61 @@ static void test_stress_register_stop_cancel(void **state)
 	free(recs);
 }
 
+/* The same against the timer thread: the watched context's deadline fires
+ * while the workers register and stop. */
+static void test_stress_register_stop_timer(void **state)
+{
+	(void)state;
+	struct srec *recs = calloc(S_THREADS * S_REGS, sizeof *recs);
+	assert_non_null(recs);
+	for (int round = 0; round < S_ROUNDS; round++) {
+		memset(recs, 0, S_THREADS * S_REGS * sizeof *recs);
+		atomic_store(&s_progress, 0);
+		atomic_store(&s_go, 1);
+		ctx_cancel_t *cancel;
+		ctx_t *c = ctx_with_timeout(ctx_background(),
+		                            (ctx_duration_t)(round % 10) * 100 * CTX_MICROSECOND, &cancel);
+		ctx_t *watched = (round & 1) ? ctx_with_value(c, &main_thread, NULL, NULL) : ctx_retain(c);
+		pthread_barrier_t start;
+		pthread_barrier_init(&start, NULL, S_THREADS);
+		struct sworker w[S_THREADS];
+		pthread_t th[S_THREADS];
+		for (int i = 0; i < S_THREADS; i++) {
+			w[i] = (struct sworker){.ctx = watched, .start = &start,
+			                        .recs = recs + i * S_REGS, .id = i};
+			assert_int_equal(pthread_create(&th[i], NULL, sworker_main, &w[i]), 0);
+		}
+		for (int i = 0; i < S_THREADS; i++)
+			if (!tu_join_ms(th[i], 60000, NULL))
+				fail_msg("round %d: worker %d stuck", round, i);
+		assert_int_equal(ctx_wait(watched, 10 * CTX_SECOND), ETIMEDOUT);
+		for (int i = 0; i < S_THREADS; i++)
+			assert_int_equal(atomic_load(&w[i].errors), 0);
+		/* Registrations without a handle may still be running in the
+		 * timer thread: wait for them (bounded). */
+		for (int j = 0; j < S_THREADS * S_REGS; j++) {
+			struct srec *r = &recs[j];
+			if (!atomic_load(&r->stopped))
+				for (int k = 0; k < 10000 && atomic_load(&r->runs) == 0; k++)
+					tu_sleep_ms(1);
+		}
+		for (int j = 0; j < S_THREADS * S_REGS; j++) {
+			struct srec *r = &recs[j];
+			assert_int_equal(atomic_load(&r->ran_after_stop), 0);
+			if (atomic_load(&r->stopped))
+				assert_int_equal(atomic_load(&r->runs), 0);
+			else
+				assert_int_equal(atomic_load(&r->runs), 1);
+		}
+		ctx_cancel(cancel);
+		pthread_barrier_destroy(&start);
+		ctx_release(watched);
+		ctx_release(c);
+		assert_eventually_balanced();
+	}
+	free(recs);
+}
+
 int main(void)
 {
 	main_thread = pthread_self();
@@ -1105,6 +1160,7 @@ int main(void)
 		T(test_einval),
 		T(test_enomem),
 		T(test_stress_register_stop_cancel),
+		T(test_stress_register_stop_timer),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
