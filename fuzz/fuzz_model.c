@@ -147,9 +147,18 @@ struct mhandle {
 	ctx_cancel_t *h;
 	int node;
 	bool used;
+	int owner; /* -1, or the merge registration that will use it */
 };
 
+/* What an after-func does besides counting: cancel another context through
+ * a handle it owns (Go's ExampleAfterFunc_merge), or stop itself from
+ * inside fn (which must return false at once). */
+enum rkind { R_COUNT, R_MERGE, R_SELF_STOP };
+
 struct mreg {
+	enum rkind kind;
+	int merge_h;     /* R_MERGE: the handle fn cancels with merge_cause */
+	int merge_cause;
 	int node;
 	ctx_t *ctx; /* for the callback, which may run in the timer thread */
 	ctx_after_t *stop;
@@ -233,6 +242,10 @@ static void *m_value(int i, int key)
 }
 
 /* Cancel i and its cancelable descendants (Go's cancelCtx.cancel). */
+/* Merge after-funcs due to run, in order (they run once the cancellation
+ * that triggered them is complete). */
+static int merge_q[MAXR], merge_qn;
+
 static void m_cancel(int i, int err, int cause)
 {
 	if (M[i].err)
@@ -244,11 +257,37 @@ static void m_cancel(int i, int err, int cause)
 		if (R[r].pending && anchor(R[r].node) == i) {
 			R[r].pending = false;
 			R[r].expect_runs = 1;
+			if (R[r].kind == R_MERGE)
+				merge_q[merge_qn++] = r;
+			if (R[r].kind == R_SELF_STOP)
+				R[r].has_stop = false; /* fn used it */
 		}
 	}
 	for (int x = i + 1; x < nn; x++)
 		if (!M[x].freed && cancelable(x) && anchor(M[x].parent) == i)
 			m_cancel(x, err, cause);
+}
+
+/* One cancellation as a caller sees it: the subtree, then the after-funcs
+ * it ran, and whatever their cancels ran in turn. Pending merges have
+ * targets in disjoint subtrees (op_after_func sees to it), so their order
+ * does not change the outcome. */
+static void m_run_merges(void)
+{
+	for (int q = 0; q < merge_qn; q++) {
+		struct mreg *r = &R[merge_q[q]];
+		struct mhandle *h = &H[r->merge_h];
+		h->used = true;
+		M[h->node].handles--;
+		m_cancel(h->node, ECANCELED, r->merge_cause);
+	}
+	merge_qn = 0;
+}
+
+static void m_cancel_op(int i, int err, int cause)
+{
+	m_cancel(i, err, cause);
+	m_run_merges();
 }
 
 /* A context is freed once nothing holds it: no reference, no cancel handle,
@@ -349,6 +388,10 @@ static void after_cb(void *arg)
 	/* The registration keeps ctx alive until this has run. */
 	if (!ctx_done(r->ctx) || ctx_cause(r->ctx) == 0)
 		atomic_fetch_add(&r->bad, 1);
+	if (r->kind == R_MERGE)
+		ctx_cancel_cause(H[r->merge_h].h, r->merge_cause);
+	if (r->kind == R_SELF_STOP && ctx_after_stop(r->stop))
+		atomic_fetch_add(&r->bad, 1); /* inside fn: false, and no wait */
 	atomic_fetch_add(&r->runs, 1);
 	ev_signal();
 }
@@ -426,7 +469,10 @@ static void check_node(int i)
 
 	if (M[i].fd >= 0) {
 		struct pollfd p = {.fd = M[i].fd, .events = POLLIN};
-		int r = poll(&p, 1, 0);
+		int r;
+		do /* libFuzzer's timeout alarm may interrupt it */
+			r = poll(&p, 1, 0);
+		while (r < 0 && errno == EINTR);
 		CHECK(r == (err ? 1 : 0) && (!err || (p.revents & POLLIN)),
 		      "node %d: done fd poll %d revents %x, model err %d", i, r, p.revents, err);
 	}
@@ -477,7 +523,7 @@ static int pick_handle(void)
 {
 	int live[MAXH], n = 0;
 	for (int i = 0; i < nh; i++)
-		if (!H[i].used)
+		if (!H[i].used && H[i].owner < 0)
 			live[n++] = i;
 	return n ? live[next() % n] : -1;
 }
@@ -512,7 +558,7 @@ static int new_node(ctx_t *c, enum kind kind, int parent)
 static void new_handle(ctx_cancel_t *h, int node)
 {
 	CHECK(h != NULL, "no cancel handle");
-	H[nh++] = (struct mhandle){.h = h, .node = node};
+	H[nh++] = (struct mhandle){.h = h, .node = node, .owner = -1};
 	M[node].handles++;
 }
 
@@ -607,8 +653,9 @@ static void op_with_deadline(bool failing, bool timeout)
 			}
 		}
 	}
-	TRACE("n%d = %s%s(n%d, T%+" PRId64 ", cause %d) -> %s\n", i, timeout ? "timeout" : "deadline",
-	      with_cause ? "_cause" : "", p, d - T, cause, kind_name[kind]);
+	TRACE("n%d = %s%s(n%d, %" PRId64 " (T=%" PRId64 "), cause %d) -> %s\n", i,
+	      timeout ? "timeout" : "deadline", with_cause ? "_cause" : "", p, d, T, cause,
+	      kind_name[kind]);
 	if (want)
 		new_handle(h, i);
 }
@@ -653,7 +700,7 @@ static void op_cancel(void)
 	H[h].used = true;
 	M[n].handles--;
 	TRACE("cancel h%d (n%d) how %u cause %d\n", h, n, how, cause);
-	m_cancel(n, ECANCELED, cause ? cause : ECANCELED);
+	m_cancel_op(n, ECANCELED, cause ? cause : ECANCELED);
 }
 
 static void op_cancel_dup(void)
@@ -684,11 +731,25 @@ static void op_retain(void)
 		M[i].refs++;
 }
 
-/* Could cancellation still reach a (not done) through some handle or timer? */
+/* Could cancellation still reach a (not done) through a handle the
+ * program will use, or a timer? */
 static bool can_end(int a)
 {
-	for (; a >= 0; a = anchor(M[a].parent))
-		if (M[a].handles || M[a].armed)
+	for (; a >= 0; a = anchor(M[a].parent)) {
+		if (M[a].armed)
+			return true;
+		for (int h = 0; h < nh; h++)
+			if (H[h].node == a && !H[h].used && H[h].owner < 0)
+				return true;
+	}
+	return false;
+}
+
+/* Is a at or above b in the cancellation tree? */
+static bool cancels_into(int a, int b)
+{
+	for (; b >= 0; b = anchor(M[b].parent))
+		if (b == a)
 			return true;
 	return false;
 }
@@ -698,29 +759,66 @@ static void op_after_func(bool failing)
 	if (nr == MAXR)
 		return;
 	int i = pick_node(), a = anchor(i);
-	bool want_stop = next() & 1;
+	unsigned how = next();
+	bool want_stop = how & 1;
+	enum rkind kind = (how >> 1) % 4 == 2 ? R_MERGE : (how >> 1) % 4 == 3 ? R_SELF_STOP : R_COUNT;
+	int mh = -1;
+	if (kind == R_MERGE) {
+		/* A handle to use from fn; its context's subtree must not overlap
+		 * another pending merge's. */
+		mh = pick_handle();
+		for (int r = 0; mh >= 0 && r < nr; r++)
+			if (R[r].kind == R_MERGE && R[r].pending &&
+			    (cancels_into(H[R[r].merge_h].node, H[mh].node) ||
+			     cancels_into(H[mh].node, H[R[r].merge_h].node)))
+				mh = -1;
+		if (mh < 0)
+			kind = R_COUNT;
+	}
+	/* A merge on a context that can never be done would hold its handle
+	 * forever. */
+	if (kind == R_MERGE && a < 0) {
+		kind = R_COUNT;
+		mh = -1;
+	}
+	/* fn can only stop itself through a handle written before it runs. */
+	if (kind == R_SELF_STOP && (a < 0 || M[a].err))
+		kind = R_COUNT;
+	if (kind == R_SELF_STOP)
+		want_stop = true;
 	/* A registration without a stop handle that nothing can ever run
-	 * would keep its context alive forever: a leak the program made. */
+	 * would keep its context alive forever: a leak the program made. A
+	 * merge's own handle does not count: only fn would use it. */
+	if (mh >= 0)
+		H[mh].owner = nr;
 	if (!want_stop && a >= 0 && !M[a].err && !can_end(a))
 		want_stop = true;
 	struct mreg *r = &R[nr];
-	*r = (struct mreg){.node = i, .ctx = M[i].c, .has_stop = want_stop};
+	*r = (struct mreg){.kind = kind, .merge_h = mh, .merge_cause = 3000 + nr, .node = i,
+	                   .ctx = M[i].c, .has_stop = want_stop};
 	atomic_init(&r->runs, 0);
 	atomic_init(&r->bad, 0);
 	int e = ctx_after_func(M[i].c, after_cb, r, want_stop ? &r->stop : NULL);
 	if (e) {
+		if (mh >= 0)
+			H[mh].owner = -1;
 		CHECK(failing && e == ENOMEM, "ctx_after_func: %d", e);
 		CHECK(atomic_load(&r->runs) == 0, "after-func ran although registration failed");
 		return;
 	}
-	TRACE("r%d = after_func(n%d) stop %d\n", nr, i, want_stop);
+	TRACE("r%d = after_func(n%d) stop %d kind %d (merge h%d)\n", nr, i, want_stop, kind, mh);
 	nr++;
-	if (a < 0)
+	if (a < 0) {
 		r->inert = true;
-	else if (M[a].err)
+	} else if (M[a].err) {
 		r->expect_runs = 1; /* ran at once, in this thread */
-	else
+		if (kind == R_MERGE) {
+			merge_q[merge_qn++] = (int)(r - R);
+			m_run_merges();
+		}
+	} else {
 		r->pending = true;
+	}
 	CHECK(atomic_load(&r->runs) == r->expect_runs, "after-func on done context: ran %d",
 	      atomic_load(&r->runs));
 }
@@ -738,6 +836,8 @@ static void op_after_stop(void)
 	bool got = ctx_after_stop(r->stop);
 	TRACE("after_stop r%d -> %d\n", (int)(r - R), got);
 	CHECK(got == want, "ctx_after_stop %d, model %d", got, want);
+	if (want && r->kind == R_MERGE)
+		H[r->merge_h].owner = -1; /* fn will never use it: back to the program */
 	r->has_stop = false;
 	r->pending = r->inert = false;
 }
@@ -826,7 +926,7 @@ static void m_advance(ctx_time_t to)
 				best = i;
 		if (best < 0)
 			break;
-		m_cancel(best, ETIMEDOUT, M[best].tcause);
+		m_cancel_op(best, ETIMEDOUT, M[best].tcause);
 	}
 	T = to;
 }
@@ -844,7 +944,8 @@ static void advance(ctx_time_t to, bool sentinel)
 	for (int i = 0; i < nn; i++) {
 		if (M[i].refs && !before[i] && m_err(i)) {
 			int e = ctx_wait(M[i].c, REAL_WAIT);
-			CHECK(e == ETIMEDOUT, "node %d: deadline did not fire (wait %d)", i, e);
+			CHECK(e == m_err(i), "node %d: deadline did not fire (wait %d, model %d)", i, e,
+			      m_err(i));
 		}
 	}
 	if (sentinel) {
@@ -979,28 +1080,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (in_left)
 		run_op(next());
 
-	/* Clean up as a correct program must: use every handle, stop every
-	 * stoppable registration, let every deadline pass, drop every
+	/* Clean up as a correct program must: stop every stoppable
+	 * registration, use every handle, let every deadline pass, drop every
 	 * reference. Then nothing may be left. */
-	for (int h = 0; h < nh; h++) {
-		if (!H[h].used) {
-			ctx_cancel(H[h].h);
-			H[h].used = true;
-			M[H[h].node].handles--;
-			m_cancel(H[h].node, ECANCELED, ECANCELED);
-		}
-	}
 	for (int r = 0; r < nr; r++) {
 		if (R[r].has_stop) {
 			bool want = R[r].pending || R[r].inert;
 			CHECK(ctx_after_stop(R[r].stop) == want, "cleanup: ctx_after_stop");
+			if (want && R[r].kind == R_MERGE)
+				H[R[r].merge_h].owner = -1;
 			R[r].has_stop = R[r].pending = R[r].inert = false;
+		}
+	}
+	for (int h = 0; h < nh; h++) {
+		if (!H[h].used && H[h].owner < 0) {
+			ctx_cancel(H[h].h);
+			H[h].used = true;
+			M[H[h].node].handles--;
+			m_cancel_op(H[h].node, ECANCELED, ECANCELED);
 		}
 	}
 	m_collect();
 	check_all();
 	advance(INT64_MAX, false);
 	CHECK(wait_for(afters_settled), "after-funcs did not all run after every deadline passed");
+	for (int h = 0; h < nh; h++)
+		CHECK(H[h].used, "model: handle %d never used", h);
 	for (int i = 2; i < nn; i++)
 		while (M[i].refs) {
 			ctx_release(M[i].c);

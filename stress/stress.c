@@ -283,6 +283,17 @@ static int add_node(int p, uint64_t *s)
 	return i;
 }
 
+/* Is fd readable now (poll with timeout 0, EINTR retried)? */
+static bool readable(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int r;
+	do
+		r = poll(&p, 1, 0);
+	while (r < 0 && errno == EINTR);
+	return r == 1 && (p.revents & POLLIN);
+}
+
 /* Live checks on one context while others cancel. */
 static void read_node(int i)
 {
@@ -294,10 +305,8 @@ static void read_node(int i)
 		CHECK(err == ECANCELED || err == ETIMEDOUT, "err %d", err);
 		CHECK(cause != 0, "node %d: err %d but no cause", i, err);
 		CHECK(ctx_done(n->c), "node %d", i);
-		if (fd >= 0) {
-			struct pollfd p = {.fd = fd, .events = POLLIN};
-			CHECK(poll(&p, 1, 0) == 1, "node %d: done but its descriptor is not readable", i);
-		}
+		if (fd >= 0)
+			CHECK(readable(fd), "node %d: done but its descriptor is not readable", i);
 	}
 	if (n->kind == K_WITHOUT)
 		CHECK(err == 0 && cause == 0 && !ctx_deadline(n->c, NULL), "WithoutCancel done");
@@ -403,10 +412,8 @@ static void *worker(void *arg)
 			int old = -2;
 			if (!atomic_compare_exchange_strong(&n->fd, &old, fd))
 				CHECK(old == fd, "ctx_done_fd changed from %d to %d", old, fd);
-			if (ctx_err(n->c)) {
-				struct pollfd p = {.fd = fd, .events = POLLIN};
-				CHECK(poll(&p, 1, 0) == 1, "fresh descriptor of a done context not readable");
-			}
+			if (ctx_err(n->c))
+				CHECK(readable(fd), "fresh descriptor of a done context not readable");
 			break;
 		}
 		case OP_RETAIN: {
@@ -475,10 +482,8 @@ static void check_tree(void)
 		      i, x->kind, err, cause, asked, cp, cp >= 0 ? ctx_err(nodes[cp].c) : 0,
 		      cp >= 0 ? ctx_cause(nodes[cp].c) : 0, x->tcause);
 		int fd = atomic_load(&x->fd);
-		if (fd >= 0) {
-			struct pollfd p = {.fd = fd, .events = POLLIN};
-			CHECK(poll(&p, 1, 0) == 1, "node %d: done, descriptor not readable", i);
-		}
+		if (fd >= 0)
+			CHECK(readable(fd), "node %d: done, descriptor not readable", i);
 	}
 }
 

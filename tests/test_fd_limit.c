@@ -66,7 +66,11 @@ static void restore(void)
 static bool readable(int fd)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
-	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+	int r;
+	do
+		r = poll(&p, 1, 0);
+	while (r < 0 && errno == EINTR);
+	return r == 1 && (p.revents & POLLIN);
 }
 
 static atomic_int ran;
