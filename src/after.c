@@ -10,7 +10,8 @@
  *
  * References on the registration: one for the pending registration (gone
  * when fn has run or was stopped) and one for the stop handle, if any. The
- * registration holds the watched context through base.parent.
+ * registration holds the watched context through base.parent until fn has
+ * run (run_afters lets go of it then) or the registration is freed.
  */
 #include <errno.h>
 

@@ -142,9 +142,16 @@ static void run_afters(struct op *op)
 		struct ctx__after *a = (struct ctx__after *)n;
 		n = n->next;
 		a->fn(a->arg);
+		/* fn has run: the registration lets go of the watched context
+		 * now, even while a stop handle keeps the node. Cleared before
+		 * the release below, which a waiting ctx_after_stop pairs with
+		 * before it may free the node (and read `parent` there). */
+		struct ctx *watched = a->node.base.parent;
+		a->node.base.parent = NULL;
 		uint32_t old = atomic_exchange_explicit(&a->state, CTX__AFTER_DONE, memory_order_release);
 		if (old & CTX__WAITERS)
 			ctx__futex_wake(&a->state, INT_MAX);
+		ctx_release(watched);
 		/* Drop our temporary reference (never the last: the
 		 * registration holds one), then the registration's. */
 		atomic_fetch_sub_explicit(&a->node.base.refs, 1, memory_order_relaxed);

@@ -132,7 +132,8 @@ enum {
 #define CTX__AFTER_MASK 0xffu
 
 struct ctx__after {
-	struct ctx__node node;       /* base.parent: the watched ctx (held while pending) */
+	struct ctx__node node;       /* base.parent: the watched ctx, held until fn has run or
+	                              * been stopped (NULL once fn has run) */
 	_Atomic uint32_t state;      /* CTX__AFTER_* | WAITERS */
 	void (*fn)(void *);
 	void *arg;

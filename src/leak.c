@@ -39,7 +39,10 @@ static void report(void)
 		const struct ctx *c = (const struct ctx *)(t + 1);
 		char text[512];
 		const struct ctx *shown = c->kind == CTX__AFTER ? c->parent : c;
-		ctx_format(shown, text, sizeof text);
+		if (shown)
+			ctx_format(shown, text, sizeof text);
+		else
+			snprintf(text, sizeof text, "(a context since freed; fn has run)");
 		Dl_info info;
 		const char *sym = NULL;
 		if (dladdr(t->where, &info) && info.dli_sname)
