@@ -16,7 +16,8 @@
  *  - value and WithoutCancel layers report what their source reports;
  *  - every done descriptor of a done context is readable (poll, timeout 0);
  *  - no after-func ran twice, none ran after a ctx_after_stop that returned
- *    true, and a ctx_after_stop that returned false found it finished;
+ *    true, and a ctx_after_stop that returned false found it finished
+ *    (a quarter of the after-funcs cancel another node from inside fn);
  * then cancels and releases everything, checks that every after-func that
  * was not stopped ran exactly once and that every allocation was freed.
  * Workers also check, live, that err and cause appear together and that a
@@ -123,6 +124,8 @@ struct node {
 
 struct reg {
 	int node;
+	int target;          /* >= 0: fn cancels this node (Go's merge example) */
+	unsigned target_id;  /* with cause id target_id */
 	atomic_int runs;
 	atomic_int in_fn;
 	atomic_bool stopped; /* ctx_after_stop returned true */
@@ -210,6 +213,18 @@ static void after_fn(void *arg)
 	ctx_t *c = nodes[r->node].c;
 	if (!ctx_done(c))
 		FAIL("after-func %d runs on a context that is not done", (int)(r - regs));
+	if (r->target >= 0) {
+		/* fn may call any goctx function: cancel another node, whose own
+		 * after-funcs then run here too. */
+		struct node *t = &nodes[r->target];
+		ctx_cancel_t *h = atomic_exchange(&t->handle, NULL);
+		if (h) {
+			atomic_fetch_or(&t->asked, 1u << r->target_id);
+			ctx_cancel_cause(h, cause_of(r->target_id));
+			if (!ctx_done(t->c))
+				FAIL("node %d not done after a cancel from an after-func", r->target);
+		}
+	}
 	int n = atomic_fetch_add(&r->runs, 1);
 	if (n)
 		FAIL("after-func %d ran %d times", (int)(r - regs), n + 1);
@@ -372,6 +387,8 @@ static void *worker(void *arg)
 			}
 			struct reg *r = &regs[k];
 			r->node = i;
+			r->target = (rnd(s) & 3) == 0 ? pick(s) : -1;
+			r->target_id = 1 + (unsigned)(rnd(s) % NCAUSES);
 			r->has_stop = nmine < 256 && (rnd(s) & 1);
 			int e = ctx_after_func(n->c, after_fn, r, r->has_stop ? &r->stop : NULL);
 			CHECK(e == 0, "ctx_after_func: %d", e);
