@@ -68,17 +68,6 @@
 
 #define CHAN__STACK_CASES 8
 
-/* Pauses a blocked thread spends watching its waiter before the futex
- * sleep. 0 (the default): sleep at once, so a blocked thread never burns
- * CPU. A build may set -DCHAN__SPIN=200 or so: on an idle multi-core
- * machine two threads in ping-pong then hand over without a syscall (on
- * the 2-core VM this was written on, a round trip fell from ~9 us to
- * ~0.6 us), but with more runnable threads than cores the spinning steals
- * the time the peer needs and everything gets slower. */
-#ifndef CHAN__SPIN
-#define CHAN__SPIN 0
-#endif
-
 enum {
 	CHAN__WAITING = 0,
 	CHAN__CLAIMED = 1,
@@ -192,17 +181,16 @@ static void chan__finish(struct chan__waiter *w)
 		ctx__futex_wake(&w->state, 1);
 }
 
+static bool chan__not_waiting(uint32_t s) { return (s & CHAN__PHASE) != CHAN__WAITING; }
+
 /* Sleep until w is DONE. With abs (CLOCK_MONOTONIC), claim w for the
  * timeout once it passes, unless someone claimed it first. */
 static void chan__wait(struct chan__waiter *w, const struct timespec *abs)
 {
-	for (int i = 0; i < CHAN__SPIN; i++) {
-		if ((atomic_load_explicit(&w->state, memory_order_relaxed) & CHAN__PHASE) != CHAN__WAITING)
-			break;
-#if defined(__x86_64__) || defined(__i386__)
-		__builtin_ia32_pause();
-#endif
-	}
+	/* The library's one adaptive spin (wait.c) before any sleep. */
+	uint32_t seen;
+	ctx_time_t until = abs ? (ctx_time_t)abs->tv_sec * CTX_SECOND + abs->tv_nsec : -1;
+	ctx__spin(&w->state, chan__not_waiting, until, &seen);
 	for (;;) {
 		uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
 		if ((s & CHAN__PHASE) == CHAN__DONE)

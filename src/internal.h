@@ -198,6 +198,10 @@ void ctx__timer_disarm(struct ctx__timer *t);
 uint32_t ctx__published(const struct ctx__cnode *c, uint32_t s);
 ctx_time_t ctx__real_now(void);
 bool ctx__clock_is_fake(void);
+/* Watch word for a few microseconds (never on a single CPU, never past
+ * `until` when >= 0) until ready(*word); true with *out set if it became
+ * ready. Every blocking wait of the library spins through this first. */
+bool ctx__spin(_Atomic uint32_t *word, bool (*ready)(uint32_t), ctx_time_t until, uint32_t *out);
 /* Sleep on a state word (a cnode's state or an after's) until
  * ready(state) holds or the absolute real CLOCK_MONOTONIC time `until`
  * passes (-1: no limit). Returns the last state seen. */

@@ -54,6 +54,33 @@ static bool spin_ok(void)
 	return n > 1;
 }
 
+bool ctx__spin(_Atomic uint32_t *word, bool (*ready)(uint32_t), ctx_time_t until, uint32_t *out)
+{
+	/* A wake that comes within a few microseconds (a hand-off between two
+	 * busy threads) then costs no system call on either side, since the
+	 * waker only calls futex_wake when the sleeper said it sleeps. Bounded
+	 * in time, and skipped on a single CPU, so an idle wait burns no core. */
+	if (!spin_ok())
+		return false;
+	ctx_time_t stop = ctx__real_now() + SPIN_NS;
+	for (;;) {
+		for (int i = 0; i < 64; i++) {
+			/* Acquire: pairs with the release that changed the word. */
+			uint32_t s = atomic_load_explicit(word, memory_order_acquire);
+			if (ready(s)) {
+				*out = s;
+				return true;
+			}
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+		}
+		ctx_time_t now = ctx__real_now();
+		if (now >= stop || (until >= 0 && now >= until))
+			return false;
+	}
+}
+
 uint32_t ctx__wait_word(_Atomic uint32_t *word, bool (*ready)(uint32_t), ctx_time_t until)
 {
 	struct timespec abs, *absp = NULL;
@@ -61,27 +88,9 @@ uint32_t ctx__wait_word(_Atomic uint32_t *word, bool (*ready)(uint32_t), ctx_tim
 		abs = to_timespec(until);
 		absp = &abs;
 	}
-	/* Spin briefly first: a wake that comes within a few microseconds (a
-	 * hand-off between two busy threads) then costs no system call on
-	 * either side, since the waker only calls futex_wake when WAITERS is
-	 * set. Bounded in time, and skipped on a single CPU, so an idle wait
-	 * burns no core. */
-	if (spin_ok()) {
-		ctx_time_t stop = ctx__real_now() + SPIN_NS;
-		for (;;) {
-			for (int i = 0; i < 64; i++) {
-				uint32_t s = atomic_load_explicit(word, memory_order_acquire);
-				if (ready(s))
-					return s;
-#if defined(__x86_64__) || defined(__i386__)
-				__builtin_ia32_pause();
-#endif
-			}
-			ctx_time_t now = ctx__real_now();
-			if (now >= stop || (until >= 0 && now >= until))
-				break;
-		}
-	}
+	uint32_t s;
+	if (ctx__spin(word, ready, until, &s))
+		return s;
 	for (;;) {
 		/* Acquire: pairs with the release that changed the word. */
 		uint32_t s = atomic_load_explicit(word, memory_order_acquire);
