@@ -20,8 +20,10 @@
  *    (a quarter of the after-funcs cancel another node from inside fn);
  * then cancels and releases everything, checks that every after-func that
  * was not stopped ran exactly once and that every allocation was freed.
- * Workers also check, live, that err and cause appear together and that a
- * done context's descriptor is already readable (Go issue 75533).
+ * Workers also check, live, that err and cause appear together, that a
+ * done context's descriptor is already readable (Go issue 75533), and that
+ * when a ctx_cancel returns every descendant is done, even when another
+ * thread had cancelled that node first.
  * Prints the operation counts at the end; exits 1 on the first violation.
  */
 #include <errno.h>
@@ -298,6 +300,28 @@ static int add_node(int p, uint64_t *s)
 	return i;
 }
 
+/* Does cancelling node a reach node j (a at or above j's source)? */
+static bool reaches(int a, int j)
+{
+	for (int x = node_src(j); x >= 0; x = nodes[x].cparent)
+		if (x == a)
+			return true;
+	return false;
+}
+
+/* Right after a ctx_cancel of node a returned, even one another thread got
+ * to first: every descendant made so far must be done. */
+static void subtree_done(int a)
+{
+	int n = atomic_load(&nnodes);
+	if (n > MAXNODES)
+		n = MAXNODES;
+	for (int j = a + 1; j < n; j++)
+		if (atomic_load_explicit(&nodes[j].ready, memory_order_acquire) && reaches(a, j))
+			CHECK(ctx_err(nodes[j].c) != 0, "node %d not done after ctx_cancel of %d returned",
+			      j, a);
+}
+
 /* Is fd readable now (poll with timeout 0, EINTR retried)? */
 static bool readable(int fd)
 {
@@ -357,6 +381,7 @@ static void *worker(void *arg)
 			else
 				ctx_cancel(h);
 			CHECK(ctx_err(n->c) != 0, "node %d not done after its ctx_cancel returned", i);
+			subtree_done(i);
 			break;
 		}
 		case OP_DUP_CANCEL: {
@@ -369,6 +394,7 @@ static void *worker(void *arg)
 			atomic_fetch_or(&n->asked, 1u << 0);
 			ctx_cancel(d);
 			CHECK(ctx_err(n->c) != 0, "node %d not done after ctx_cancel", i);
+			subtree_done(i);
 			break;
 		}
 		case OP_READ:
