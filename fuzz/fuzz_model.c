@@ -558,6 +558,7 @@ static int new_node(ctx_t *c, enum kind kind, int parent)
 static void new_handle(ctx_cancel_t *h, int node)
 {
 	CHECK(h != NULL, "no cancel handle");
+	TRACE("  h%d is a handle of n%d\n", nh, node);
 	H[nh++] = (struct mhandle){.h = h, .node = node, .owner = -1};
 	M[node].handles++;
 }
