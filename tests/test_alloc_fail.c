@@ -7,7 +7,10 @@
  * must report ENOMEM, write no cancel handle, call no callback (free_val,
  * after-func), leave the parent listing what it listed before, leave the
  * timer queue as it was, and give back everything it took. After each walk
- * the library must still work under the same parent.
+ * the library must still work under the same parent. The channel module's
+ * allocating calls (chan_make, a blocking chan_select over more cases than
+ * fit on its stack, chan_recv_ctx, chan_go, chan_go_start) are walked the
+ * same way: ENOMEM, nothing sent or received, nothing left.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -23,6 +26,7 @@
 #include <cmocka.h>
 
 #include "goctx.h"
+#include "goctx/chan.h"
 #include "testing.h"
 
 /* ---- the failing allocator ---- */
@@ -451,6 +455,156 @@ static void test_cancel_dup_and_done_fd(void **state)
 	assert_int_equal(atomic_load(&n_live), live);
 }
 
+/* ---- the channel module ---- */
+
+/* Walk a call that returns 0 (or `ok`) on success, ENOMEM on a failed
+ * allocation, and cleans up after itself on success. */
+static int walk_int(const char *what, int (*call)(void), int ok)
+{
+	for (int n = 1;; n++) {
+		long live = atomic_load(&n_live);
+		atomic_store(&fail_hit, false);
+		atomic_store(&fail_in, n);
+		int r = call();
+		bool hit = atomic_load(&fail_hit);
+		atomic_store(&fail_in, 0);
+		if (!hit) {
+			if (r != ok)
+				fail_msg("%s: returned %d with no allocation failing", what, r);
+			assert_int_equal(atomic_load(&n_live), live);
+			sites_walked += n - 1;
+			print_message("  %-44s %d allocation site(s)\n", what, n - 1);
+			return n - 1;
+		}
+		if (r != ENOMEM)
+			fail_msg("%s: allocation %d failed, returned %d, not ENOMEM", what, n, r);
+		assert_int_equal(atomic_load(&n_live), live);
+		if (n > 64)
+			fail_msg("%s: more than 64 allocations?", what);
+	}
+}
+
+static int call_chan_make(void)
+{
+	chan_t *c = chan_make(sizeof(int), 4);
+	if (!c)
+		return errno;
+	chan_release(c);
+	return 0;
+}
+
+/* A blocking select over 9 cases (one more than fit on its stack), one of
+ * them a live context: it must hook the context, wait 1 us and time out. */
+static int call_big_select(void)
+{
+	ctx_cancel_t *h;
+	ctx_t *c = ctx_with_cancel(ctx_background(), &h);
+	if (!c)
+		return errno;
+	chan_t *ch = chan_make(sizeof(int), 0);
+	if (!ch) {
+		int e = errno;
+		ctx_cancel(h);
+		ctx_release(c);
+		return e;
+	}
+	int v[8];
+	chan_case_t cases[9];
+	for (int i = 0; i < 8; i++)
+		cases[i] = CHAN_CASE_RECV(ch, &v[i]);
+	cases[8] = CHAN_CASE_DONE(c);
+	size_t fired = 0;
+	int r = chan_select(cases, 9, CTX_MICROSECOND, &fired);
+	if (r == ENOMEM || r == ETIMEDOUT)
+		assert_int_equal(fired, CHAN_NONE);
+	assert_int_equal(ctx__children_count(c), 0); /* the hook is gone */
+	chan_release(ch);
+	ctx_cancel(h);
+	ctx_release(c);
+	return r;
+}
+
+/* A receive on an empty channel bounded by a context with a real 1 ms
+ * deadline: it hooks the context, then the deadline ends it. */
+static int call_recv_ctx(void)
+{
+	ctx_t *c = ctx_with_timeout(ctx_background(), CTX_MILLISECOND, NULL);
+	if (!c)
+		return errno;
+	chan_t *ch = chan_make(sizeof(int), 1);
+	if (!ch) {
+		int e = errno;
+		ctx_release(c);
+		return e;
+	}
+	int v = 0;
+	bool ok = true;
+	int r = chan_recv_ctx(c, ch, &v, &ok);
+	assert_int_equal(chan_len(ch), 0);
+	chan_release(ch);
+	ctx_release(c);
+	return r;
+}
+
+static atomic_int go_runs;
+static pthread_mutex_t go_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t go_cond = PTHREAD_COND_INITIALIZER;
+
+static void go_fn(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&go_lock);
+	atomic_fetch_add(&go_runs, 1);
+	pthread_cond_broadcast(&go_cond);
+	pthread_mutex_unlock(&go_lock);
+}
+
+static int call_go_start(void)
+{
+	chan_go_t *g = (chan_go_t *)&key;
+	int before = atomic_load(&go_runs);
+	int r = chan_go_start(&g, go_fn, NULL);
+	if (r) {
+		assert_null(g);
+		assert_int_equal(atomic_load(&go_runs), before);
+		return r;
+	}
+	assert_int_equal(chan_go_join(g), 0);
+	assert_int_equal(atomic_load(&go_runs), before + 1);
+	return 0;
+}
+
+static int call_go(void)
+{
+	int before = atomic_load(&go_runs);
+	int r = chan_go(go_fn, NULL);
+	if (r)
+		return r; /* fn never runs: checked by the count below */
+	/* A detached thread: wait for fn to have run. */
+	pthread_mutex_lock(&go_lock);
+	while (atomic_load(&go_runs) == before)
+		pthread_cond_wait(&go_cond, &go_lock);
+	pthread_mutex_unlock(&go_lock);
+	assert_int_equal(atomic_load(&go_runs), before + 1);
+	return 0;
+}
+
+static void test_channels(void **state)
+{
+	(void)state;
+	int before = atomic_load(&go_runs);
+	assert_true(walk_int("chan_make", call_chan_make, 0) >= 1);
+	assert_true(walk_int("chan_select (9 cases, a context, 1 us)", call_big_select,
+	                     ETIMEDOUT) >= 2); /* the cases, the context hook */
+	assert_true(walk_int("chan_recv_ctx (1 ms deadline)", call_recv_ctx, ETIMEDOUT) >= 1);
+	assert_true(walk_int("chan_go_start + chan_go_join", call_go_start, 0) >= 1);
+	int failed_go = atomic_load(&go_runs);
+	assert_true(walk_int("chan_go", call_go, 0) >= 1);
+	/* Every failed chan_go/chan_go_start ran nothing: one run per success. */
+	assert_int_equal(failed_go, before + 1);
+	assert_int_equal(atomic_load(&go_runs), before + 2);
+}
+
 static void test_nothing_left(void **state)
 {
 	(void)state;
@@ -471,6 +625,7 @@ int main(void)
 		cmocka_unit_test(test_value_failure_keeps_val),
 		cmocka_unit_test(test_after_func),
 		cmocka_unit_test(test_cancel_dup_and_done_fd),
+		cmocka_unit_test(test_channels),
 		cmocka_unit_test(test_nothing_left),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
