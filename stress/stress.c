@@ -23,13 +23,16 @@
  * Workers also check, live, that err and cause appear together, that a
  * done context's descriptor is already readable (Go issue 75533), and that
  * when a ctx_cancel returns every descendant is done, even when another
- * thread had cancelled that node first.
+ * thread had cancelled that node first. Workers get a signal every
+ * millisecond, so every wait and poll is interrupted now and then; a wait
+ * that returns 0 must have lasted its whole timeout.
  * Prints the operation counts at the end; exits 1 on the first violation.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -441,8 +444,15 @@ static void *worker(void *arg)
 			break;
 		}
 		case OP_WAIT: {
-			int e = ctx_wait(n->c, (rnd(s) & 1) ? 0 : 50 * CTX_MICROSECOND);
+			/* Signals keep arriving (see run_round): a wait that gives 0
+			 * must still have lasted its whole timeout. */
+			ctx_duration_t d = (rnd(s) & 1) ? 0 : 50 * CTX_MICROSECOND;
+			ctx_time_t t0 = ctx_now();
+			int e = (rnd(s) & 1) ? ctx_wait(n->c, d) : ctx_sleep(n->c, d);
 			CHECK(e == 0 || e == ctx_err(n->c), "ctx_wait %d", e);
+			if (e == 0)
+				CHECK(ctx_now() - t0 >= d, "ctx_wait returned 0 after %lld of %lld ns",
+				      (long long)(ctx_now() - t0), (long long)d);
 			break;
 		}
 		case OP_FD: {
@@ -566,8 +576,15 @@ static void run_round(int nthreads, uint64_t *s)
 	for (int t = 0; t < nthreads; t++)
 		if (pthread_create(&th[t], NULL, worker, (void *)(uintptr_t)(rnd(s) | 1)))
 			FAIL("pthread_create");
-	struct timespec d = {0, ROUND_NS};
-	nanosleep(&d, NULL); /* the round's length, not a synchronisation */
+	/* The round's length (not a synchronisation), with a signal to every
+	 * worker each millisecond: waits must ride over EINTR. */
+	ctx_time_t round_end = ctx_now() + ROUND_NS;
+	while (ctx_now() < round_end) {
+		for (int t = 0; t < nthreads; t++)
+			pthread_kill(th[t], SIGUSR1);
+		struct timespec d = {0, CTX_MILLISECOND};
+		nanosleep(&d, NULL);
+	}
 	atomic_store(&round_over, true);
 	for (int t = 0; t < nthreads; t++)
 		pthread_join(th[t], NULL);
@@ -604,6 +621,8 @@ static void run_round(int nthreads, uint64_t *s)
 	atomic_fetch_add(&rounds_done, 1);
 }
 
+static void on_signal(int sig) { (void)sig; }
+
 int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 10;
@@ -612,6 +631,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s [seconds [threads (1-%d)]]\n", argv[0], MAXTHREADS);
 		return 2;
 	}
+	/* No SA_RESTART: interrupted system calls return EINTR. */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
 	pthread_condattr_t a;
 	pthread_condattr_init(&a);
 	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
