@@ -1,12 +1,19 @@
 /* test_limits.c: a million contexts in one tree, a million pending
- * deadlines, a million-deep chain.
+ * deadlines, a million-deep chain; and, at the scale a process allows,
+ * hundreds of threads waiting on one context and thousands of done
+ * descriptors (all closed again when their contexts go).
  *
  * Every allocation is counted; after each test everything is released and
  * the count must be back where it started. Under ThreadSanitizer the sizes
  * drop to 100,000 (the test stays well under a minute; AddressSanitizer
  * takes about 10 s at full size); GOCTX_LIMITS_N overrides the size.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -37,6 +44,10 @@
 static size_t N;
 
 static atomic_long n_live;
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t live_cond = PTHREAD_COND_INITIALIZER;
+static long live_target = -1; /* guarded by live_lock: someone waits for it */
+
 static void *count_alloc(size_t size)
 {
 	void *p = malloc(size);
@@ -47,8 +58,12 @@ static void *count_alloc(size_t size)
 static void count_free(void *p)
 {
 	if (p) {
-		atomic_fetch_sub_explicit(&n_live, 1, memory_order_relaxed);
+		long now = atomic_fetch_sub_explicit(&n_live, 1, memory_order_relaxed) - 1;
 		free(p);
+		pthread_mutex_lock(&live_lock);
+		if (now == live_target)
+			pthread_cond_broadcast(&live_cond);
+		pthread_mutex_unlock(&live_lock);
 	}
 }
 
@@ -63,18 +78,20 @@ static int mark(void **state)
 	return 0;
 }
 
-/* Everything given back. The timer thread may still be dropping the last
- * reference of a context it fired: wait for that with a real deadline of
- * our own, which the (single, in-order) timer thread handles after it. */
+/* Everything given back: the timer thread may still be dropping the
+ * last reference of a context it fired, so wait (bounded) for the count. */
 static void settle(void)
 {
-	ctx_time_t now = atomic_load(&fake_now);
-	ctx_t *s = ctx_with_deadline(ctx_background(), now + 1, NULL);
-	assert_non_null(s);
-	atomic_store(&fake_now, now + 1);
-	ctx__timers_kick();
-	assert_int_equal(ctx_wait(s, LONG_WAIT), ETIMEDOUT);
-	ctx_release(s);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += LONG_WAIT / CTX_SECOND;
+	pthread_mutex_lock(&live_lock);
+	live_target = base;
+	while (atomic_load(&n_live) != base)
+		if (pthread_cond_timedwait(&live_cond, &live_lock, &until) == ETIMEDOUT)
+			break;
+	live_target = -1;
+	pthread_mutex_unlock(&live_lock);
 }
 
 static void test_fanout(void **state)
@@ -201,6 +218,100 @@ static void test_deep_chain(void **state)
 	assert_int_equal(atomic_load(&n_live), base);
 }
 
+struct waiter {
+	ctx_t *c;
+	int got;
+};
+
+static void *wait_forever(void *arg)
+{
+	struct waiter *w = arg;
+	w->got = ctx_wait(w->c, CTX_FOREVER);
+	return NULL;
+}
+
+static void test_many_waiters(void **state)
+{
+	(void)state;
+	enum { WAITERS = LIMITS_TSAN ? 64 : 512 };
+	static struct waiter w[WAITERS];
+	static pthread_t th[WAITERS];
+	ctx_cancel_t *h;
+	ctx_t *c = ctx_with_cancel(ctx_background(), &h);
+	assert_non_null(c);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	int started = 0;
+	for (; started < WAITERS; started++) {
+		w[started] = (struct waiter){.c = c, .got = -1};
+		if (pthread_create(&th[started], &attr, wait_forever, &w[started]) != 0)
+			break; /* the machine's thread limit: fewer is fine */
+	}
+	pthread_attr_destroy(&attr);
+	assert_true(started > 0);
+	/* Whether each is asleep yet or not, one cancel must wake them all. */
+	ctx_cancel_cause(h, 7070);
+	for (int i = 0; i < started; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(w[i].got, ECANCELED);
+	}
+	print_message("  %d threads woken by one cancel\n", started);
+	ctx_release(c);
+	assert_int_equal(atomic_load(&n_live), base);
+}
+
+static int open_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void test_many_done_fds(void **state)
+{
+	(void)state;
+	struct rlimit rl;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < 128)
+		skip();
+	size_t n = rl.rlim_cur > 10064 ? 10000 : (size_t)rl.rlim_cur - 64;
+	int fds0 = open_fds();
+	ctx_cancel_t *h;
+	ctx_t *root = ctx_with_cancel(ctx_background(), &h);
+	ctx_t **c = malloc(n * sizeof *c);
+	struct pollfd *p = malloc(n * sizeof *p);
+	assert_non_null(c);
+	assert_non_null(p);
+	for (size_t i = 0; i < n; i++) {
+		c[i] = ctx_with_cancel(root, NULL);
+		assert_non_null(c[i]);
+		p[i] = (struct pollfd){.fd = ctx_done_fd(c[i]), .events = POLLIN};
+		if (p[i].fd < 0)
+			fail_msg("done fd %zu of %zu: errno %d", i, n, errno);
+	}
+	if (fds0 >= 0)
+		assert_int_equal(open_fds(), fds0 + (int)n);
+	assert_int_equal(poll(p, n, 0), 0);
+	ctx_cancel(h);
+	assert_int_equal(poll(p, n, 0), (int)n);
+	for (size_t i = 0; i < n; i++)
+		ctx_release(c[i]);
+	ctx_release(root);
+	/* Every descriptor went with its context. */
+	if (fds0 >= 0)
+		assert_int_equal(open_fds(), fds0);
+	print_message("  %zu done descriptors made, readable, closed\n", n);
+	free(c);
+	free(p);
+	assert_int_equal(atomic_load(&n_live), base);
+}
+
 int main(void)
 {
 	const char *env = getenv("GOCTX_LIMITS_N");
@@ -214,6 +325,8 @@ int main(void)
 		cmocka_unit_test_setup(test_fanout, mark),
 		cmocka_unit_test_setup(test_deadlines, mark),
 		cmocka_unit_test_setup(test_deep_chain, mark),
+		cmocka_unit_test_setup(test_many_waiters, mark),
+		cmocka_unit_test_setup(test_many_done_fds, mark),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
