@@ -1,7 +1,7 @@
 /* stress.c: many threads doing random goctx operations on one shared tree,
  * with the invariants checked after every round.
  *
- *   goctx-stress [seconds [threads]]        (defaults: 10 s, 4 threads)
+ *   goctx-stress [seconds [threads [seed]]]   (defaults: 10 s, 4 threads)
  *
  * Each round the main thread builds a random tree under a cancelable root;
  * then the worker threads, all at once, create children under random nodes
@@ -628,7 +628,7 @@ int main(int argc, char **argv)
 	double secs = argc > 1 ? atof(argv[1]) : 10;
 	int nthreads = argc > 2 ? atoi(argv[2]) : 4;
 	if (secs <= 0 || nthreads < 1 || nthreads > MAXTHREADS) {
-		fprintf(stderr, "usage: %s [seconds [threads (1-%d)]]\n", argv[0], MAXTHREADS);
+		fprintf(stderr, "usage: %s [seconds [threads (1-%d) [seed]]]\n", argv[0], MAXTHREADS);
 		return 2;
 	}
 	/* No SA_RESTART: interrupted system calls return EINTR. */
@@ -644,7 +644,8 @@ int main(int argc, char **argv)
 	if (ctx_set_allocator(count_alloc, count_free) != 0)
 		FAIL("ctx_set_allocator");
 
-	uint64_t seed = (uint64_t)ctx_now() | 1;
+	/* The seed drives the main thread's trees; workers add their timing. */
+	uint64_t seed = argc > 3 ? strtoull(argv[3], NULL, 10) | 1 : (uint64_t)ctx_now() | 1;
 	printf("goctx-stress: %.1f s, %d threads, seed %" PRIu64 "\n", secs, nthreads, seed);
 	ctx_time_t end = ctx_now() + (ctx_time_t)(secs * CTX_SECOND);
 	while (ctx_now() < end)
