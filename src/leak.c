@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -43,14 +44,17 @@ static void report(void)
 			ctx_format(shown, text, sizeof text);
 		else
 			snprintf(text, sizeof text, "(a context since freed; fn has run)");
-		Dl_info info;
-		const char *sym = NULL;
-		if (dladdr(t->where, &info) && info.dli_sname)
-			sym = info.dli_sname;
-		fprintf(stderr, "  %s%s  refs=%u  created from %p%s%s%s\n",
+		/* object+offset is what addr2line -e object takes, PIE or not. */
+		Dl_info info = {0};
+		dladdr(t->where, &info);
+		const char *obj = info.dli_fname ? strrchr(info.dli_fname, '/') : NULL;
+		obj = obj ? obj + 1 : info.dli_fname ? info.dli_fname : "?";
+		fprintf(stderr, "  %s%s  refs=%u  created from %s+0x%tx%s%s%s\n",
 		        c->kind == CTX__AFTER ? "after-func on " : "", text,
-		        (unsigned)atomic_load_explicit(&c->refs, memory_order_relaxed), t->where,
-		        sym ? " (in " : "", sym ? sym : "", sym ? ")" : "");
+		        (unsigned)atomic_load_explicit(&c->refs, memory_order_relaxed), obj,
+		        (const char *)t->where - (const char *)info.dli_fbase,
+		        info.dli_sname ? " (in " : "", info.dli_sname ? info.dli_sname : "",
+		        info.dli_sname ? ")" : "");
 	}
 	pthread_mutex_unlock(&lock);
 }
