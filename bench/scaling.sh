@@ -12,6 +12,7 @@
 #   SCALE_OUT          directory for the data file (default build/scaling)
 #   SCALE_PNG          the plot (default docs/scaling.png)
 #   SCALE_GO=0         goctx only
+#   SHARED             the shared folder (default ../shared), for peers/run
 # Go: the newest Go cached by the shared peers' `run` script (fetched through
 # it once when missing), else the system's `go`, else Debian's golang-go
 # (installed when root). gnuplot: gnuplot-nox, installed when root.
@@ -50,7 +51,7 @@ find_go() {
 GO=""
 if [ "${SCALE_GO:-1}" != 0 ]; then
     GO=$(find_go || true)
-    PEERS_RUN="$ROOT/../shared/bench/peers/run"
+    PEERS_RUN="${SHARED:-../shared}/bench/peers/run"
     if [ -z "$GO" ] && [ -x "$PEERS_RUN" ]; then
         log "fetching the peers' Go toolchain through shared/bench/peers/run"
         BENCH_OPS=none-fetch-only "$PEERS_RUN" go >/dev/null || true
