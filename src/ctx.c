@@ -219,7 +219,9 @@ ctx_time_t ctx__add_sat(ctx_time_t a, ctx_duration_t b)
 	return r;
 }
 
-static ctx_t *with_deadline(ctx_t *parent, ctx_time_t deadline, int cause,
+/* past: whether the deadline is already due (the caller knows it when it
+ * computed the deadline from a timeout: one clock read instead of two). */
+static ctx_t *with_deadline(ctx_t *parent, ctx_time_t deadline, bool past, int cause,
                             ctx_cancel_t **cancel, const void *where)
 {
 	if (cancel)
@@ -244,7 +246,7 @@ static ctx_t *with_deadline(ctx_t *parent, ctx_time_t deadline, int cause,
 		*cancel = (ctx_cancel_t *)t;
 	}
 	if (init_cnode(&t->c) == 0) {
-		if (deadline <= ctx_now()) {
+		if (past) {
 			ctx__cancel(&t->c, ETIMEDOUT, CTX__TIMER_CAUSE, true);
 		} else {
 			int e = ctx__timer_arm(t);
@@ -267,24 +269,26 @@ static ctx_t *with_deadline(ctx_t *parent, ctx_time_t deadline, int cause,
 ctx_t *ctx_with_deadline_cause(ctx_t *parent, ctx_time_t deadline, int cause,
                                ctx_cancel_t **cancel)
 {
-	return with_deadline(parent, deadline, cause, cancel, __builtin_return_address(0));
+	return with_deadline(parent, deadline, deadline <= ctx_now(), cause, cancel,
+	                     __builtin_return_address(0));
 }
 
 ctx_t *ctx_with_deadline(ctx_t *parent, ctx_time_t deadline, ctx_cancel_t **cancel)
 {
-	return with_deadline(parent, deadline, 0, cancel, __builtin_return_address(0));
+	return with_deadline(parent, deadline, deadline <= ctx_now(), 0, cancel,
+	                     __builtin_return_address(0));
 }
 
 ctx_t *ctx_with_timeout_cause(ctx_t *parent, ctx_duration_t timeout, int cause,
                               ctx_cancel_t **cancel)
 {
-	return with_deadline(parent, ctx__add_sat(ctx_now(), timeout), cause, cancel,
+	return with_deadline(parent, ctx__add_sat(ctx_now(), timeout), timeout <= 0, cause, cancel,
 	                     __builtin_return_address(0));
 }
 
 ctx_t *ctx_with_timeout(ctx_t *parent, ctx_duration_t timeout, ctx_cancel_t **cancel)
 {
-	return with_deadline(parent, ctx__add_sat(ctx_now(), timeout), 0, cancel,
+	return with_deadline(parent, ctx__add_sat(ctx_now(), timeout), timeout <= 0, 0, cancel,
 	                     __builtin_return_address(0));
 }
 

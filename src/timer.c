@@ -13,7 +13,8 @@
  * lock; a node whose count is already zero is left to its destructor.
  *
  * The thread sleeps on q.cond (CLOCK_MONOTONIC) until the earliest
- * deadline; arming signals it only when the new node becomes the minimum.
+ * deadline (q.sleep_until); arming signals it only when the new deadline
+ * is earlier than that.
  * With a test clock installed it sleeps until ctx__timers_kick().
  *
  * fork(): prepare takes q.lock so the child inherits a consistent heap;
@@ -33,6 +34,7 @@ static struct {
 	size_t count;
 	bool started;   /* the thread runs (or is being started) */
 	bool sleeping;  /* the thread waits on cond */
+	ctx_time_t sleep_until; /* ... until this deadline (INT64_MAX: untimed) */
 	pthread_t thread;
 } q = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -143,12 +145,22 @@ static void *timer_main(void *arg)
 			pthread_mutex_lock(&q.lock);
 			continue;
 		}
+		/* Sleep until the earliest deadline. With the queue empty, keep
+		 * the previous target while it is still ahead: repeated equal
+		 * timeouts (each made and cancelled) then find the thread asleep
+		 * until a time no later than theirs and do not signal it. */
+		if (q.root)
+			q.sleep_until = q.root->deadline;
+		else if (q.sleep_until <= now)
+			q.sleep_until = INT64_MAX;
+		if (ctx__clock_is_fake())
+			q.sleep_until = INT64_MAX; /* only kicks move a test clock */
 		q.sleeping = true;
-		if (!q.root || ctx__clock_is_fake()) {
+		if (q.sleep_until == INT64_MAX) {
 			pthread_cond_wait(&q.cond, &q.lock);
 		} else {
-			struct timespec ts = {.tv_sec = q.root->deadline / CTX_SECOND,
-			                      .tv_nsec = q.root->deadline % CTX_SECOND};
+			struct timespec ts = {.tv_sec = q.sleep_until / CTX_SECOND,
+			                      .tv_nsec = q.sleep_until % CTX_SECOND};
 			pthread_cond_timedwait(&q.cond, &q.lock, &ts);
 		}
 		q.sleeping = false;
@@ -210,7 +222,8 @@ int ctx__timer_arm(struct ctx__timer *t)
 	int e = q.started ? 0 : start_thread();
 	if (!e) {
 		heap_insert(t);
-		if (q.root == t && q.sleeping)
+		/* Wake the thread only if it sleeps past this deadline. */
+		if (q.sleeping && t->deadline < q.sleep_until)
 			pthread_cond_signal(&q.cond);
 	}
 	pthread_mutex_unlock(&q.lock);
