@@ -9,6 +9,7 @@
 #   make demo      build, then run every example (and `seed` last)
 #   make install   install the plain build under PREFIX (/usr/local)
 #   make bench     optimised build (build/bench); $(SHARED)/bench/compare on goctx-bench
+#   make scaling   redraw docs/scaling.png (goctx and Go, 1k..1M timers and nodes)
 #   make fuzz      clang+ASan build (build/fuzz) of goctx-fuzz, run FUZZ_SECONDS on
 #                  fuzz/corpus (new inputs go to build/fuzz/fuzz/corpus-run)
 #   make stress    TSan build (build/tsan) of goctx-stress, run for DURATION seconds
@@ -48,7 +49,7 @@ run=""; \
 	fi
 endef
 
-.PHONY: all build deps test test-plain test-asan test-tsan demo install bench fuzz stress clean
+.PHONY: all build deps test test-plain test-asan test-tsan demo install bench scaling fuzz stress clean
 
 all: build
 
@@ -123,6 +124,14 @@ bench:
 	  -DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF
 	$(CMAKE) --build $(B)/bench -j $(JOBS) --target goctx-bench
 	$(SHARED)/bench/compare -- $(B)/bench/bench/goctx-bench
+
+# The scaling chart (docs/scaling.png): goctx and Go as timers and trees grow.
+scaling:
+	$(CMAKE) -S . -B $(B)/bench -DCMAKE_C_COMPILER=gcc -DGOCTX_SANITIZE= \
+	  -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
+	  -DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF
+	$(CMAKE) --build $(B)/bench -j $(JOBS) --target goctx-scaling
+	SHARED=$(SHARED) bench/scaling.sh $(B)/bench/bench/goctx-scaling
 
 fuzz:
 	$(call configure,$(B)/fuzz,clang,address,-O1 -g,-DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF)
