@@ -59,10 +59,9 @@ int main(void) {
             if (read(pipe_fds[0], buf, MSG) == MSG)
                 printf("message %d: %s\n", ++received, buf);
         } else if (fds[1].revents & POLLIN) {
-            /* Done. goctx makes the descriptor readable an instant before
-             * ctx_err turns non-zero, so read the error with ctx_wait: it
-             * returns as soon as ctx_err is set, without polling again. */
-            err = ctx_wait(ctx, CTX_FOREVER);
+            /* Done: the descriptor is readable exactly when ctx_err is
+             * non-zero, so the error is there to read. */
+            err = ctx_err(ctx);
         }
     }
     printf("loop stopped: %s after %d messages\n", ctx_strerror(err), received);
