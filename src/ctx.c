@@ -108,24 +108,31 @@ struct ctx *ctx__destroy(struct ctx *c)
  * another: then the release needs no atomic read-modify-write. Only a
  * holder can retain, except that a canceller (under the parent's lock) and
  * the timer thread (under the queue lock) try_retain nodes still listed or
- * armed. Value and WithoutCancel nodes are never listed or armed; a done
- * cancelable node whose count is 1 has been unlinked and disarmed by its
- * cancellation, which held a reference until it had. The acquire pairs with
- * the acq_rel decrements of the former holders. */
+ * armed. Value and WithoutCancel nodes are never listed or armed. A
+ * cancelable node is done only by an op that took its reference first and
+ * unlinks and disarms it before letting go; so once done is seen (acquire,
+ * pairing with the op's release of err, which follows its reference), a
+ * count of 1 means that op has let go. Done must be read before the count:
+ * the other order could read a count from before an op took its reference
+ * and a done from after. The acquire on the count pairs with the acq_rel
+ * decrements of former holders. */
 static bool sole_holder(const struct ctx *c)
 {
-	if (atomic_load_explicit(&c->refs, memory_order_acquire) != 1)
-		return false;
 	switch (c->kind) {
 	case CTX__VALUE:
 	case CTX__WITHOUT:
-		return true;
+		break;
 	case CTX__CANCEL:
 	case CTX__TIMER:
-		return ctx_done(c);
+		if (!(atomic_load_explicit(&((const struct ctx__cnode *)c)->state,
+		                           memory_order_acquire) &
+		      CTX__ERR_MASK))
+			return false;
+		break;
 	default:
 		return false;
 	}
+	return atomic_load_explicit(&c->refs, memory_order_acquire) == 1;
 }
 
 void ctx_release(ctx_t *c)
