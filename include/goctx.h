@@ -127,7 +127,8 @@ void ctx_release(ctx_t *ctx);
 void ctx_cancel(ctx_cancel_t *cancel);
 /* As ctx_cancel, with cause `cause` (0 means ECANCELED). */
 void ctx_cancel_cause(ctx_cancel_t *cancel, int cause);
-/* A second handle to the same context (NULL + errno EINVAL for NULL). */
+/* A second handle to the same context (NULL + errno EINVAL for NULL). It
+ * never allocates: a handle stands for one reference to the context. */
 ctx_cancel_t *ctx_cancel_dup(ctx_cancel_t *cancel);
 
 /* ---- Reading. None blocks. ------------------------------------------- */
