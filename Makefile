@@ -147,5 +147,27 @@ stress: $(B)/tsan/tsan-probe
 	echo "$$run $(B)/tsan/stress/goctx-stress $(DURATION)"; \
 	$$run $(B)/tsan/stress/goctx-stress $(DURATION)
 
+# ---- valgrind: memcheck, helgrind, DRD ----
+# Not part of `make test`: under valgrind the suite takes minutes (helgrind's
+# test_cancel alone takes several). Each builds the plain configuration
+# (build/plain) and runs every test program and example under one tool with
+# tests/valgrind.sh (logs in build/plain/valgrind-TOOL/); any error fails.
+#   make valgrind  memcheck, --leak-check=full, definite/indirect leaks are
+#                  errors; suppressions: tests/valgrind.supp
+#   make helgrind  helgrind; tests/helgrind.supp (goctx's futex locks and C11
+#                  atomics are invisible to it: each entry says why it is safe)
+#   make drd       DRD; tests/drd.supp (likewise)
+# VALGRIND_ONLY="test_cancel seed" limits a run to those programs.
+.PHONY: valgrind helgrind drd
+
+valgrind: build
+	ONLY="$(VALGRIND_ONLY)" sh tests/valgrind.sh memcheck $(B)/plain
+
+helgrind: build
+	ONLY="$(VALGRIND_ONLY)" sh tests/valgrind.sh helgrind $(B)/plain
+
+drd: build
+	ONLY="$(VALGRIND_ONLY)" sh tests/valgrind.sh drd $(B)/plain
+
 clean:
 	rm -rf $(B)
