@@ -76,8 +76,11 @@ for p in $progs; do
 	t0=$(date +%s)
 	# -s lists the suppressions used at the end of each log. test_limits
 	# starts 512 waiting threads: more than valgrind's default of 500.
+	# --fair-sched=yes: tests that busy-poll while another thread cancels
+	# (test_cause's race rounds) otherwise wait out whole time slices
+	# (DRD: test_cause 102s, 3s with it).
 	valgrind --tool="$tool" --error-exitcode=1 --suppressions="$supp" $opts \
-		-s --num-callers=30 --max-threads=1024 ${VALGRIND_ARGS:-} \
+		-s --fair-sched=yes --num-callers=30 --max-threads=1024 ${VALGRIND_ARGS:-} \
 		--log-file="$log" "$p" >"$logs/$name.out" 2>&1
 	rc=$?
 	t1=$(date +%s)
