@@ -18,7 +18,7 @@
  * With a test clock installed it sleeps until ctx__timers_kick().
  *
  * fork(): prepare takes q.lock so the child inherits a consistent heap;
- * the child re-creates lock and cond and restarts the thread if timers are
+ * the child unlocks it, makes the cond anew and restarts the thread if timers are
  * pending. q.lock is never held together with a node's lock.
  */
 #include <errno.h>
@@ -200,8 +200,10 @@ static void fork_parent(void) { pthread_mutex_unlock(&q.lock); }
 
 static void fork_child(void)
 {
-	/* Only this thread exists now: rebuild what the others may have held. */
-	pthread_mutex_init(&q.lock, NULL);
+	/* Only this thread exists now, and it holds q.lock (fork_prepare).
+	 * The cond may record waiters (the parent's timer thread) that do not
+	 * exist here: it is made anew. */
+	pthread_mutex_unlock(&q.lock);
 	init_cond();
 	q.started = false;
 	q.sleeping = false;
