@@ -10,6 +10,8 @@
 #   make install   install the plain build under PREFIX (/usr/local)
 #   make bench     optimised build (build/bench); $(SHARED)/bench/compare on goctx-bench
 #   make scaling   redraw docs/scaling.png (goctx and Go, 1k..1M timers and nodes)
+#   make valgrind  memcheck over every test and example (also: make helgrind, make drd;
+#                  slow, not part of make test; suppressions in tests/*.supp)
 #   make fuzz      clang+ASan build (build/fuzz) of goctx-fuzz, run FUZZ_SECONDS on
 #                  fuzz/corpus (new inputs go to build/fuzz/fuzz/corpus-run)
 #   make stress    TSan build (build/tsan) of goctx-stress, run for DURATION seconds
