@@ -22,6 +22,10 @@ ctx_t *ctx_retain(ctx_t *c)
 	return c;
 }
 
+/* Take a reference unless the count is already zero (the node is being
+ * freed). Relaxed: callers find c under a lock (the parent's, or the timer
+ * queue's) that the freeing thread must also take before the memory goes,
+ * and every field they then use is ordered by c's own lock or state. */
 bool ctx__try_retain(struct ctx *c)
 {
 	uint32_t n = atomic_load_explicit(&c->refs, memory_order_relaxed);
