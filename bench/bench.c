@@ -57,74 +57,7 @@ static bool wanted(const char *op)
 	return false;
 }
 
-typedef void (*body_fn)(void *arg, uint64_t n);
-
-struct run_result {
-	uint64_t n;
-	double secs;
-	uint64_t bytes, allocs;
-};
-
-static struct run_result timed_run(body_fn body, void *arg, uint64_t n)
-{
-	struct bench_counts c0 = bench_snapshot();
-	double t0 = bench_secs();
-	body(arg, n);
-	double t1 = bench_secs();
-	struct bench_counts c1 = bench_snapshot();
-	return (struct run_result){n, t1 - t0, c1.bytes - c0.bytes, c1.allocs - c0.allocs};
-}
-
-/* Grow n until one run lasts at least the minimum time, then keep n for
- * g_runs runs in all (that first run counts as one). */
-static void measure(body_fn body, void *arg, double *ns, double *bytes, double *allocs)
-{
-	uint64_t n = 1;
-	struct run_result r;
-	for (;;) {
-		r = timed_run(body, arg, n);
-		if (r.secs >= g_min_time)
-			break;
-		uint64_t next = n * 100;
-		if (r.secs > 0)
-			next = (uint64_t)((double)n * 1.2 * g_min_time / r.secs);
-		if (next > n * 100)
-			next = n * 100;
-		if (next <= n)
-			next = n + 1;
-		n = next;
-	}
-	double best = INFINITY, ops = 0, b = 0, a = 0;
-	for (int i = 0; i < g_runs; i++) {
-		if (i > 0)
-			r = timed_run(body, arg, n);
-		double x = r.secs * 1e9 / (double)r.n;
-		if (x < best)
-			best = x;
-		ops += (double)r.n;
-		b += (double)r.bytes;
-		a += (double)r.allocs;
-	}
-	*ns = best;
-	*bytes = b / ops;
-	*allocs = a / ops;
-}
-
-/* A per-op count: at most two decimals, trailing zeros dropped. */
-static const char *num(double x, char *buf, size_t size)
-{
-	snprintf(buf, size, "%.2f", x);
-	if (strchr(buf, '.')) {
-		size_t len = strlen(buf);
-		while (buf[len - 1] == '0')
-			buf[--len] = '\0';
-		if (buf[len - 1] == '.')
-			buf[--len] = '\0';
-	}
-	if (strcmp(buf, "-0") == 0)
-		strcpy(buf, "0");
-	return buf;
-}
+typedef bench_body_fn body_fn;
 
 static void emit(const char *op, const char *ns, const char *b, const char *a)
 {
@@ -137,9 +70,9 @@ static void bench(const char *op, body_fn body, void *arg)
 	double t0 = bench_secs();
 	double ns, b, a;
 	char nsbuf[64], bbuf[64], abuf[64];
-	measure(body, arg, &ns, &b, &a);
+	bench_measure(body, arg, g_min_time, g_runs, &ns, &b, &a);
 	snprintf(nsbuf, sizeof nsbuf, "%.2f", ns);
-	emit(op, nsbuf, num(b, bbuf, sizeof bbuf), num(a, abuf, sizeof abuf));
+	emit(op, nsbuf, bench_num(b, bbuf, sizeof bbuf), bench_num(a, abuf, sizeof abuf));
 	fprintf(stderr, "goctx: %-24s done in %.1fs\n", op, bench_secs() - t0);
 }
 
@@ -573,8 +506,8 @@ static void op_mem(const char *op, enum mem_kind kind)
 	free(cancels);
 	release_cancel(root, rc);
 	char bbuf[64], abuf[64];
-	emit(op, "-", num(live_bytes / MEM_COUNT, bbuf, sizeof bbuf),
-	     num(live_blocks / MEM_COUNT, abuf, sizeof abuf));
+	emit(op, "-", bench_num(live_bytes / MEM_COUNT, bbuf, sizeof bbuf),
+	     bench_num(live_blocks / MEM_COUNT, abuf, sizeof abuf));
 	fprintf(stderr, "goctx: %-24s done\n", op);
 }
 

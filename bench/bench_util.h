@@ -5,8 +5,10 @@
 #define GOCTX_BENCH_UTIL_H
 
 #include <linux/futex.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -161,6 +163,79 @@ static inline void bench_sem_wait(_Atomic uint32_t *w)
 			continue; /* posted meanwhile */
 		syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, 2, NULL, NULL, 0);
 	}
+}
+
+/* ---- the SPEC's timing method, shared by every benchmark program ---------- */
+
+typedef void (*bench_body_fn)(void *arg, uint64_t n);
+
+struct bench_run {
+	uint64_t n;
+	double secs;
+	uint64_t bytes, allocs;
+};
+
+static inline struct bench_run bench_timed_run(bench_body_fn body, void *arg, uint64_t n)
+{
+	struct bench_counts c0 = bench_snapshot();
+	double t0 = bench_secs();
+	body(arg, n);
+	double t1 = bench_secs();
+	struct bench_counts c1 = bench_snapshot();
+	return (struct bench_run){n, t1 - t0, c1.bytes - c0.bytes, c1.allocs - c0.allocs};
+}
+
+/* Grow n (x1.2 the prediction, at most x100 a step) until one run lasts at
+ * least min_time seconds, then keep n for `runs` runs in all (that first run
+ * counts as one): best ns per op, average bytes and allocations per op. */
+static inline void bench_measure(bench_body_fn body, void *arg, double min_time, int runs,
+                                 double *ns, double *bytes, double *allocs)
+{
+	uint64_t n = 1;
+	struct bench_run r;
+	for (;;) {
+		r = bench_timed_run(body, arg, n);
+		if (r.secs >= min_time)
+			break;
+		uint64_t next = n * 100;
+		if (r.secs > 0)
+			next = (uint64_t)((double)n * 1.2 * min_time / r.secs);
+		if (next > n * 100)
+			next = n * 100;
+		if (next <= n)
+			next = n + 1;
+		n = next;
+	}
+	double best = INFINITY, ops = 0, b = 0, a = 0;
+	for (int i = 0; i < runs; i++) {
+		if (i > 0)
+			r = bench_timed_run(body, arg, n);
+		double x = r.secs * 1e9 / (double)r.n;
+		if (x < best)
+			best = x;
+		ops += (double)r.n;
+		b += (double)r.bytes;
+		a += (double)r.allocs;
+	}
+	*ns = best;
+	*bytes = b / ops;
+	*allocs = a / ops;
+}
+
+/* A per-op count: at most two decimals, trailing zeros dropped. */
+static inline const char *bench_num(double x, char *buf, size_t size)
+{
+	snprintf(buf, size, "%.2f", x);
+	if (strchr(buf, '.')) {
+		size_t len = strlen(buf);
+		while (buf[len - 1] == '0')
+			buf[--len] = '\0';
+		if (buf[len - 1] == '.')
+			buf[--len] = '\0';
+	}
+	if (strcmp(buf, "-0") == 0)
+		strcpy(buf, "0");
+	return buf;
 }
 
 /* ---- PRNG (splitmix64), fixed seed ---------------------------------------- */

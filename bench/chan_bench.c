@@ -60,71 +60,18 @@ static bool wanted(const char *op)
 	return false;
 }
 
-typedef void (*body_fn)(void *arg, uint64_t n);
-
-struct run_result {
-	uint64_t n;
-	double secs;
-	uint64_t bytes, allocs;
-};
-
-static struct run_result timed_run(body_fn body, void *arg, uint64_t n)
-{
-	struct bench_counts c0 = bench_snapshot();
-	double t0 = bench_secs();
-	body(arg, n);
-	double t1 = bench_secs();
-	struct bench_counts c1 = bench_snapshot();
-	return (struct run_result){n, t1 - t0, c1.bytes - c0.bytes, c1.allocs - c0.allocs};
-}
-
-static const char *num(double x, char *buf, size_t size)
-{
-	snprintf(buf, size, "%.2f", x);
-	size_t len = strlen(buf);
-	while (len > 0 && buf[len - 1] == '0')
-		buf[--len] = '\0';
-	if (len > 0 && buf[len - 1] == '.')
-		buf[--len] = '\0';
-	if (strcmp(buf, "-0") == 0)
-		strcpy(buf, "0");
-	return buf;
-}
+typedef bench_body_fn body_fn;
 
 static void bench(const char *op, body_fn body, void *arg)
 {
 	if (!wanted(op))
 		return;
 	double start = bench_secs();
-	uint64_t n = 1;
-	struct run_result r;
-	for (;;) {
-		r = timed_run(body, arg, n);
-		if (r.secs >= g_min_time)
-			break;
-		uint64_t next = n * 100;
-		if (r.secs > 0)
-			next = (uint64_t)((double)n * 1.2 * g_min_time / r.secs);
-		if (next > n * 100)
-			next = n * 100;
-		if (next <= n)
-			next = n + 1;
-		n = next;
-	}
-	double best = INFINITY, ops = 0, b = 0, a = 0;
-	for (int i = 0; i < g_runs; i++) {
-		if (i > 0)
-			r = timed_run(body, arg, n);
-		double x = r.secs * 1e9 / (double)r.n;
-		if (x < best)
-			best = x;
-		ops += (double)r.n;
-		b += (double)r.bytes;
-		a += (double)r.allocs;
-	}
+	double best, b, a;
+	bench_measure(body, arg, g_min_time, g_runs, &best, &b, &a);
 	char bb[64], ab[64];
-	printf("BENCH %s %.2f %s %s\n", op, best, num(b / ops, bb, sizeof bb),
-	       num(a / ops, ab, sizeof ab));
+	printf("BENCH %s %.2f %s %s\n", op, best, bench_num(b, bb, sizeof bb),
+	       bench_num(a, ab, sizeof ab));
 	fflush(stdout);
 	fprintf(stderr, "chan: %-26s done in %.1fs\n", op, bench_secs() - start);
 }
