@@ -42,7 +42,7 @@
 #include <time.h>
 
 #include "goctx.h"
-#include "testing.h"
+#include "ctx/testing.h"
 
 #define MAXN 40 /* contexts per input, the two roots included */
 #define MAXH 40 /* cancel handles per input */

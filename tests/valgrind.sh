@@ -41,7 +41,7 @@ export GOCTX_LIMITS_N=${GOCTX_LIMITS_N:-20000}
 
 logs=$build/valgrind-$tool
 mkdir -p "$logs"
-progs=$(ls "$build"/tests/test_* "$build"/examples/* 2>/dev/null | while read -r p; do
+progs=$(ls "$build"/tests/*/test_* "$build"/examples/* 2>/dev/null | while read -r p; do
 	[ -f "$p" ] && [ -x "$p" ] && echo "$p"; done)
 [ -n "$progs" ] || { echo "valgrind.sh: no programs under $build" >&2; exit 2; }
 

@@ -1,0 +1,743 @@
+/* chan.c: channels and select (Go's hchan, sudog and selectgo, on futexes).
+ *
+ * Design.
+ *
+ * A channel (struct chan) is a ring buffer of `cap` elements plus two wait
+ * queues, sendq and recvq, of blocked cases. Its futex lock `lock` (the
+ * ctx__lock of internal.h) guards everything in it but `refs` and the fixed
+ * fields (elem_size, cap): head, len, closed, both queues, and the
+ * next/prev links and `queued` writes of every sudog listed in them.
+ *
+ * A thread that must block in send, receive or select (all three are one
+ * code path, chan__select) owns one waiter (struct chan__waiter) and one
+ * sudog per case (struct chan__sudog), on its own stack (or heap for more
+ * than CHAN__STACK_CASES cases). Each channel case's sudog is linked into
+ * its channel's sendq or recvq; each context case is hooked with
+ * ctx_after_func. The waiter's `state` word is the only thing the thread
+ * sleeps on:
+ *
+ *   phase WAITING -> CLAIMED -> DONE, plus a SLEEP bit.
+ *
+ * Whoever moves the phase from WAITING to CLAIMED with a CAS (a peer that
+ * completes a case, chan_close, a context's after-func, or the waiter itself
+ * at its timeout) owns the outcome: it alone writes the waiter's result
+ * fields (fired, err, ok) and the receive destination, then publishes them
+ * with the release exchange to DONE (chan__finish); the waiter's acquire
+ * load of DONE pairs with it. A party that loses the CAS leaves the waiter
+ * alone. The waiter sets SLEEP (CAS) before each futex wait, so a finisher
+ * makes the wake syscall only when the waiter may be asleep.
+ *
+ * Who owns the waiter's memory: the blocked thread, until it returns. It
+ * does not return before DONE, and after DONE it still (1) stops every
+ * after-func it registered (ctx_after_stop waits for a running one), and
+ * (2) unlinks every sudog still queued, under that channel's lock. So a
+ * party holding a channel lock may touch any sudog in the queue and its
+ * waiter; a claimer may touch its sudog and waiter until its exchange to
+ * DONE. The claimer's futex wake after that exchange may hit memory the
+ * waiter has already left: that is one harmless spurious wake for whatever
+ * waits there next, and every wait here re-checks its word in a loop.
+ *
+ * `queued` (atomic) lets the waiter skip the lock for sudogs already taken
+ * off their queue: it is written only under the channel lock, by unlinking
+ * (false) as the unlinker's very last touch of a sudog it did not claim
+ * (release), and the waiter reads it with acquire after DONE. A peer that
+ * finds a sudog whose waiter is no longer WAITING unlinks it and moves on
+ * (Go's selectDone): queues are cleaned lazily by whoever walks them.
+ *
+ * Channel invariants under the lock (as Go's): recvq non-empty (of live
+ * waiters) only when len == 0; sendq non-empty only when len == cap; after
+ * close, both queues are empty and stay so.
+ *
+ * Select takes the locks of all its channels in address order (each once),
+ * so two selects over the same channels cannot deadlock and a select sees
+ * all its channels at one instant. No other lock is taken while a channel
+ * lock is held (ctx_done is one atomic load; after-funcs are registered,
+ * stopped and woken with no channel lock held), and wakes (futex syscalls)
+ * are made after unlocking. It then counts the ready cases and keeps
+ * each with probability 1/count (reservoir sampling): a uniform pick among
+ * the ready ones, without an array.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "goctx/chan.h"
+#include "../ctx/internal.h"
+
+#define CHAN__STACK_CASES 8
+
+enum {
+	CHAN__WAITING = 0,
+	CHAN__CLAIMED = 1,
+	CHAN__DONE = 2,
+	CHAN__PHASE = 3,
+	CHAN__SLEEP = 4, /* the waiter may be in futex_wait */
+};
+
+/* A blocked thread; see "Design". */
+struct chan__waiter {
+	_Atomic uint32_t state; /* phase | SLEEP; the futex word */
+	size_t fired;           /* result: the case that fired, or CHAN_NONE */
+	int err;                /* result: 0, EPIPE, ETIMEDOUT, ENOMEM */
+	bool ok;                /* result for a receive case */
+};
+
+/* One case of a blocked thread. */
+struct chan__sudog {
+	struct chan__sudog *next, *prev; /* in a channel queue; that channel's lock */
+	_Atomic bool queued;             /* in a channel queue; see "Design" */
+	struct chan__waiter *w;          /* fixed while blocked */
+	void *elem;                      /* SEND: source; RECV: destination or NULL */
+	size_t index;                    /* case index reported as fired */
+	ctx_after_t *stop;               /* DONE case: the after-func hook, or NULL */
+};
+
+struct chan__waitq {
+	struct chan__sudog *first, *last;
+};
+
+struct chan {
+	_Atomic uint32_t lock;   /* ctx__lock: guards all below but refs and fixed fields */
+	_Atomic uint32_t refs;   /* references; the last release frees */
+	size_t elem_size;        /* fixed */
+	size_t cap;              /* fixed; 0: unbuffered */
+	size_t head;             /* index of the oldest buffered element */
+	size_t len;              /* buffered elements */
+	bool closed;             /* set once by chan_close */
+	struct chan__waitq sendq; /* blocked senders (their sudogs) */
+	struct chan__waitq recvq; /* blocked receivers */
+	_Alignas(max_align_t) unsigned char buf[]; /* cap * elem_size bytes */
+};
+
+/* ---- Small helpers. --------------------------------------------------- */
+
+static inline void chan__copy(void *dst, const void *src, size_t n)
+{
+	/* memcpy with a NULL pointer is undefined even for n == 0. */
+	if (n && dst)
+		memcpy(dst, src, n);
+}
+
+static inline unsigned char *chan__slot(struct chan *c, size_t i)
+{
+	return c->buf + ((c->head + i) % c->cap) * c->elem_size;
+}
+
+/* A per-thread xorshift64* generator: select needs a fair coin, not a
+ * secret. Seeded lazily from the clock and the thread's own address. */
+static _Thread_local uint64_t chan__rng;
+
+static uint32_t chan__rand_below(uint32_t k)
+{
+	if (k <= 1)
+		return 0;
+	uint64_t x = chan__rng;
+	if (x == 0) {
+		x = (uint64_t)(uintptr_t)&chan__rng ^ ((uint64_t)ctx__os_now() << 20);
+		x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+		x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+		x ^= x >> 31;
+		if (x == 0)
+			x = 0x9e3779b97f4a7c15ull;
+	}
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	chan__rng = x;
+	uint32_t r = (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
+	return (uint32_t)(((uint64_t)r * k) >> 32);
+}
+
+/* ---- The waiter protocol. --------------------------------------------- */
+
+/* Move w from WAITING to CLAIMED; true if this caller won. Acquire: the
+ * winner reads the sudog fields the waiter wrote before it became visible
+ * (under a channel lock or through ctx_after_func, which already order
+ * them; the acquire keeps the claim itself honest). */
+static bool chan__claim(struct chan__waiter *w)
+{
+	uint32_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
+	while ((s & CHAN__PHASE) == CHAN__WAITING) {
+		if (atomic_compare_exchange_weak_explicit(&w->state, &s,
+		                                          (s & CHAN__SLEEP) | CHAN__CLAIMED,
+		                                          memory_order_acquire,
+		                                          memory_order_relaxed))
+			return true;
+	}
+	return false;
+}
+
+/* Publish the claimer's results: the release pairs with the acquire load of
+ * DONE in chan__wait. Last touch of w but for the wake (see "Design"). */
+static void chan__finish(struct chan__waiter *w)
+{
+	uint32_t old = atomic_exchange_explicit(&w->state, CHAN__DONE, memory_order_release);
+	if (old & CHAN__SLEEP)
+		ctx__os_wake(&w->state, 1);
+}
+
+static bool chan__not_waiting(uint32_t s) { return (s & CHAN__PHASE) != CHAN__WAITING; }
+
+/* Sleep until w is DONE. With abs (CLOCK_MONOTONIC), claim w for the
+ * timeout once it passes, unless someone claimed it first. */
+static void chan__wait(struct chan__waiter *w, const struct timespec *abs)
+{
+	/* The library's one adaptive spin (ctx/word.c) before any sleep. */
+	uint32_t seen;
+	ctx_time_t until = abs ? (ctx_time_t)abs->tv_sec * CTX_SECOND + abs->tv_nsec : -1;
+	ctx__spin(&w->state, chan__not_waiting, until, &seen);
+	for (;;) {
+		uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
+		if ((s & CHAN__PHASE) == CHAN__DONE)
+			return;
+		if (!(s & CHAN__SLEEP)) {
+			/* Relaxed: only tells the finisher to wake us; the data
+			 * comes with DONE. */
+			if (!atomic_compare_exchange_weak_explicit(&w->state, &s, s | CHAN__SLEEP,
+			                                           memory_order_relaxed,
+			                                           memory_order_relaxed))
+				continue;
+			s |= CHAN__SLEEP;
+		}
+		/* Once CLAIMED, DONE follows within a few instructions of the
+		 * claimer: wait for it without a limit. */
+		const struct timespec *lim = (s & CHAN__PHASE) == CHAN__WAITING ? abs : NULL;
+		if (ctx__os_wait(&w->state, s, lim) == ETIMEDOUT && lim) {
+			if (chan__claim(w)) {
+				w->fired = CHAN_NONE;
+				w->err = ETIMEDOUT;
+				/* Only this thread reads the results. */
+				atomic_store_explicit(&w->state, CHAN__DONE, memory_order_relaxed);
+				return;
+			}
+			abs = NULL;
+		}
+	}
+}
+
+/* The after-func of a DONE case: runs in the cancelling thread (or at once
+ * in the selecting one). sg stays valid until the waiter's ctx_after_stop
+ * returns, which waits for this to finish. */
+static void chan__ctx_fired(void *arg)
+{
+	struct chan__sudog *sg = arg;
+	struct chan__waiter *w = sg->w;
+	if (chan__claim(w)) {
+		w->fired = sg->index;
+		w->err = 0;
+		chan__finish(w);
+	}
+}
+
+/* ---- Wait queues (caller holds the channel lock). ---------------------- */
+
+static void chan__enqueue(struct chan__waitq *q, struct chan__sudog *sg)
+{
+	sg->next = NULL;
+	sg->prev = q->last;
+	if (q->last)
+		q->last->next = sg;
+	else
+		q->first = sg;
+	q->last = sg;
+	atomic_store_explicit(&sg->queued, true, memory_order_relaxed);
+}
+
+/* Unlink sg. The release store of `queued` is the last touch of a sudog
+ * whose waiter the caller did not claim: pairs with the waiter's acquire
+ * load in chan__select's cleanup. */
+static void chan__unlink(struct chan__waitq *q, struct chan__sudog *sg)
+{
+	if (sg->prev)
+		sg->prev->next = sg->next;
+	else
+		q->first = sg->next;
+	if (sg->next)
+		sg->next->prev = sg->prev;
+	else
+		q->last = sg->prev;
+	atomic_store_explicit(&sg->queued, false, memory_order_release);
+}
+
+/* Take the first sudog whose waiter this call claims; drop the stale ones
+ * (claimed elsewhere) on the way. NULL if none. */
+static struct chan__sudog *chan__take(struct chan__waitq *q)
+{
+	struct chan__sudog *sg;
+	while ((sg = q->first) != NULL) {
+		bool mine = chan__claim(sg->w);
+		chan__unlink(q, sg);
+		if (mine)
+			return sg;
+	}
+	return NULL;
+}
+
+/* Is there a waiter that could still be claimed? Drops stale heads. A true
+ * answer can be outdated by the time the caller takes: it then retries. */
+static bool chan__has_peer(struct chan__waitq *q)
+{
+	struct chan__sudog *sg;
+	while ((sg = q->first) != NULL) {
+		uint32_t s = atomic_load_explicit(&sg->w->state, memory_order_relaxed);
+		if ((s & CHAN__PHASE) == CHAN__WAITING)
+			return true;
+		chan__unlink(q, sg);
+	}
+	return false;
+}
+
+/* ---- The operations (caller holds c->lock). --------------------------- */
+
+static bool chan__send_ready(struct chan *c)
+{
+	return c->closed || c->len < c->cap || chan__has_peer(&c->recvq);
+}
+
+static bool chan__recv_ready(struct chan *c)
+{
+	return c->len > 0 || c->closed || chan__has_peer(&c->sendq);
+}
+
+/* Send *elem now if possible: 0 (sent; *peer: a claimed receiver the
+ * caller must chan__finish after unlocking), EPIPE (closed) or EAGAIN. */
+static int chan__do_send(struct chan *c, const void *elem, struct chan__sudog **peer)
+{
+	if (c->closed)
+		return EPIPE;
+	struct chan__sudog *sg = chan__take(&c->recvq);
+	if (sg) {
+		/* Rendezvous: straight into the receiver's destination. */
+		chan__copy(sg->elem, elem, c->elem_size);
+		sg->w->fired = sg->index;
+		sg->w->err = 0;
+		sg->w->ok = true;
+		*peer = sg;
+		return 0;
+	}
+	if (c->len < c->cap) {
+		chan__copy(chan__slot(c, c->len), elem, c->elem_size);
+		c->len++;
+		return 0;
+	}
+	return EAGAIN;
+}
+
+/* Receive now if possible into elem (may be NULL): 0 with *ok set (and
+ * maybe a claimed sender in *peer, to finish after unlocking), or EAGAIN. */
+static int chan__do_recv(struct chan *c, void *elem, bool *ok, struct chan__sudog **peer)
+{
+	struct chan__sudog *sg;
+	if (c->len > 0) {
+		chan__copy(elem, chan__slot(c, 0), c->elem_size);
+		c->head = (c->head + 1) % c->cap;
+		c->len--;
+		/* A full buffer with a blocked sender: its value goes in at
+		 * the tail, keeping FIFO order. */
+		sg = chan__take(&c->sendq);
+		if (sg) {
+			chan__copy(chan__slot(c, c->len), sg->elem, c->elem_size);
+			c->len++;
+			sg->w->fired = sg->index;
+			sg->w->err = 0;
+			*peer = sg;
+		}
+		*ok = true;
+		return 0;
+	}
+	sg = chan__take(&c->sendq);
+	if (sg) {
+		chan__copy(elem, sg->elem, c->elem_size);
+		sg->w->fired = sg->index;
+		sg->w->err = 0;
+		*peer = sg;
+		*ok = true;
+		return 0;
+	}
+	if (c->closed) {
+		if (elem && c->elem_size)
+			memset(elem, 0, c->elem_size);
+		*ok = false;
+		return 0;
+	}
+	return EAGAIN;
+}
+
+/* ---- Channels. ---------------------------------------------------------- */
+
+chan_t *chan_make(size_t elem_size, size_t capacity)
+{
+	if (elem_size && capacity > (SIZE_MAX - sizeof(struct chan)) / elem_size) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct chan *c = ctx__alloc(sizeof(*c) + elem_size * capacity);
+	if (!c)
+		return NULL; /* errno ENOMEM, set by ctx__alloc */
+	atomic_init(&c->lock, 0);
+	atomic_init(&c->refs, 1);
+	c->elem_size = elem_size;
+	c->cap = capacity;
+	c->head = 0;
+	c->len = 0;
+	c->closed = false;
+	c->sendq.first = c->sendq.last = NULL;
+	c->recvq.first = c->recvq.last = NULL;
+	return c;
+}
+
+chan_t *chan_retain(chan_t *c)
+{
+	/* Relaxed: the caller already holds a reference (as any refcount). */
+	if (c)
+		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+void chan_release(chan_t *c)
+{
+	if (!c)
+		return;
+	/* acq_rel: the last releaser sees every other holder's writes. */
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+		ctx__free(c);
+}
+
+int chan_close(chan_t *c)
+{
+	if (!c)
+		return EINVAL;
+	struct chan__sudog *wake = NULL, *sg;
+	ctx__lock(&c->lock);
+	if (c->closed) {
+		ctx__unlock(&c->lock);
+		return EPIPE;
+	}
+	c->closed = true;
+	/* Claim every blocked party now, wake them after unlocking. The
+	 * `next` link is free for a local list once a sudog is taken. */
+	while ((sg = chan__take(&c->recvq)) != NULL) {
+		if (sg->elem && c->elem_size)
+			memset(sg->elem, 0, c->elem_size);
+		sg->w->fired = sg->index;
+		sg->w->err = 0;
+		sg->w->ok = false;
+		sg->next = wake;
+		wake = sg;
+	}
+	while ((sg = chan__take(&c->sendq)) != NULL) {
+		sg->w->fired = sg->index;
+		sg->w->err = EPIPE;
+		sg->next = wake;
+		wake = sg;
+	}
+	ctx__unlock(&c->lock);
+	while (wake) {
+		sg = wake;
+		wake = sg->next; /* read before DONE frees the waiter to go */
+		chan__finish(sg->w);
+	}
+	return 0;
+}
+
+size_t chan_len(chan_t *c)
+{
+	if (!c)
+		return 0;
+	ctx__lock(&c->lock);
+	size_t n = c->len;
+	ctx__unlock(&c->lock);
+	return n;
+}
+
+size_t chan_cap(chan_t *c)
+{
+	return c ? c->cap : 0;
+}
+
+size_t chan_elem_size(chan_t *c)
+{
+	return c ? c->elem_size : 0;
+}
+
+/* ---- Select. ------------------------------------------------------------ */
+
+static inline struct chan *chan__case_chan(const chan_case_t *cs)
+{
+	return (cs->op == CHAN_SEND || cs->op == CHAN_RECV) ? cs->chan : NULL;
+}
+
+/* Lock every distinct channel of the cases in address order (the only
+ * order in which two channel locks are ever held together). O(n * k) for
+ * k distinct channels: selects are small, and it needs no array. */
+static void chan__lock_all(const chan_case_t *cs, size_t n)
+{
+	uintptr_t last = 0;
+	for (;;) {
+		struct chan *min = NULL;
+		for (size_t i = 0; i < n; i++) {
+			struct chan *c = chan__case_chan(&cs[i]);
+			if (c && (uintptr_t)c > last && (!min || (uintptr_t)c < (uintptr_t)min))
+				min = c;
+		}
+		if (!min)
+			return;
+		ctx__lock(&min->lock);
+		last = (uintptr_t)min;
+	}
+}
+
+static void chan__unlock_all(const chan_case_t *cs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct chan *c = chan__case_chan(&cs[i]);
+		if (!c)
+			continue;
+		size_t j = 0;
+		while (j < i && chan__case_chan(&cs[j]) != c)
+			j++;
+		if (j == i) /* first case on c */
+			ctx__unlock(&c->lock);
+	}
+}
+
+/* The one implementation of send, receive and select. abs: absolute
+ * CLOCK_MONOTONIC limit (NULL: none); block false: Go's default. sgs: room
+ * for n sudogs when block is true. */
+static int chan__select(chan_case_t *cs, size_t n, const struct timespec *abs, bool block,
+                        size_t *fired, struct chan__sudog *sgs)
+{
+	chan__lock_all(cs, n);
+	for (;;) {
+		/* Pass 1: pick a ready case uniformly (reservoir sampling). */
+		size_t pick = CHAN_NONE;
+		uint32_t nready = 0;
+		for (size_t i = 0; i < n; i++) {
+			bool ready;
+			switch (cs[i].op) {
+			case CHAN_SEND:
+				ready = cs[i].chan && chan__send_ready(cs[i].chan);
+				break;
+			case CHAN_RECV:
+				ready = cs[i].chan && chan__recv_ready(cs[i].chan);
+				break;
+			default: /* CHAN_DONE */
+				ready = cs[i].ctx && ctx_done(cs[i].ctx);
+				break;
+			}
+			if (ready && chan__rand_below(++nready) == 0)
+				pick = i;
+		}
+		if (pick == CHAN_NONE)
+			break;
+		struct chan__sudog *peer = NULL;
+		int err = 0;
+		if (cs[pick].op == CHAN_SEND)
+			err = chan__do_send(cs[pick].chan, cs[pick].elem, &peer);
+		else if (cs[pick].op == CHAN_RECV)
+			err = chan__do_recv(cs[pick].chan, cs[pick].elem, &cs[pick].ok, &peer);
+		if (err == EAGAIN)
+			continue; /* the peer we saw was claimed elsewhere: look again */
+		chan__unlock_all(cs, n);
+		if (peer)
+			chan__finish(peer->w);
+		*fired = pick;
+		return err;
+	}
+	if (!block) {
+		chan__unlock_all(cs, n);
+		*fired = CHAN_NONE;
+		return EAGAIN;
+	}
+
+	/* Pass 2: enqueue on every channel, hook every context, sleep. */
+	struct chan__waiter w = {.fired = CHAN_NONE, .err = 0, .ok = false};
+	atomic_init(&w.state, CHAN__WAITING);
+	for (size_t i = 0; i < n; i++) {
+		struct chan__sudog *sg = &sgs[i];
+		sg->w = &w;
+		sg->index = i;
+		sg->elem = cs[i].elem;
+		sg->stop = NULL;
+		atomic_init(&sg->queued, false);
+		struct chan *c = chan__case_chan(&cs[i]);
+		if (c)
+			chan__enqueue(cs[i].op == CHAN_SEND ? &c->sendq : &c->recvq, sg);
+	}
+	chan__unlock_all(cs, n);
+	for (size_t i = 0; i < n; i++) {
+		if (cs[i].op != CHAN_DONE || !cs[i].ctx)
+			continue;
+		/* Relaxed: a hint; fired already, so stop hooking. */
+		if ((atomic_load_explicit(&w.state, memory_order_relaxed) & CHAN__PHASE) !=
+		    CHAN__WAITING)
+			break;
+		int e = ctx_after_func(cs[i].ctx, chan__ctx_fired, &sgs[i], &sgs[i].stop);
+		if (e) {
+			sgs[i].stop = NULL;
+			if (chan__claim(&w)) {
+				w.fired = CHAN_NONE;
+				w.err = e;
+				atomic_store_explicit(&w.state, CHAN__DONE, memory_order_relaxed);
+			}
+			break;
+		}
+	}
+	chan__wait(&w, abs);
+
+	/* Cleanup: nobody may touch w or sgs once this returns. */
+	for (size_t i = 0; i < n; i++) {
+		struct chan__sudog *sg = &sgs[i];
+		if (sg->stop) {
+			ctx_after_stop(sg->stop);
+			continue;
+		}
+		struct chan *c = chan__case_chan(&cs[i]);
+		if (c && atomic_load_explicit(&sg->queued, memory_order_acquire)) {
+			ctx__lock(&c->lock);
+			if (atomic_load_explicit(&sg->queued, memory_order_relaxed))
+				chan__unlink(cs[i].op == CHAN_SEND ? &c->sendq : &c->recvq, sg);
+			ctx__unlock(&c->lock);
+		}
+	}
+	if (w.fired != CHAN_NONE && cs[w.fired].op == CHAN_RECV)
+		cs[w.fired].ok = w.ok;
+	*fired = w.fired;
+	return w.err;
+}
+
+static void chan__deadline(struct timespec *abs, ctx_duration_t timeout)
+{
+	/* Saturates: as good as for ever. */
+	*abs = ctx__os_timespec(ctx__add_sat(ctx__os_now(), timeout));
+}
+
+int chan_select(chan_case_t *cases, size_t n, ctx_duration_t timeout, size_t *fired)
+{
+	size_t dummy;
+	if (!fired)
+		fired = &dummy;
+	*fired = CHAN_NONE;
+	if (!cases && n)
+		return EINVAL;
+	bool any = false;
+	for (size_t i = 0; i < n; i++) {
+		switch (cases[i].op) {
+		case CHAN_SEND:
+			if (cases[i].chan && !cases[i].elem && cases[i].chan->elem_size)
+				return EINVAL;
+			/* fall through */
+		case CHAN_RECV:
+			any |= cases[i].chan != NULL;
+			break;
+		case CHAN_DONE:
+			any |= cases[i].ctx != NULL;
+			break;
+		default:
+			return EINVAL;
+		}
+	}
+	bool block = timeout != 0 && (timeout > 0 || timeout == CTX_FOREVER);
+	struct timespec ts, *abs = NULL;
+	if (block && timeout != CTX_FOREVER) {
+		chan__deadline(&ts, timeout);
+		abs = &ts;
+	}
+	if (block && !abs && !any)
+		return EDEADLK;
+	struct chan__sudog stack[CHAN__STACK_CASES], *sgs = stack;
+	if (block && n > CHAN__STACK_CASES) {
+		if (n > SIZE_MAX / sizeof(*sgs))
+			return ENOMEM;
+		sgs = ctx__alloc(n * sizeof(*sgs));
+		if (!sgs)
+			return ENOMEM;
+	}
+	int err = chan__select(cases, n, abs, block, fired, sgs);
+	if (sgs != stack)
+		ctx__free(sgs);
+	return err;
+}
+
+/* ---- Send and receive: one-case (or two-case) selects. ---------------- */
+
+static int chan__one(chan_case_t *cs, bool block)
+{
+	struct chan__sudog sg;
+	size_t fired;
+	return chan__select(cs, 1, NULL, block, &fired, &sg);
+}
+
+int chan_send(chan_t *c, const void *elem)
+{
+	if (!c || (!elem && c->elem_size))
+		return EINVAL;
+	chan_case_t cs = CHAN_CASE_SEND(c, elem);
+	return chan__one(&cs, true);
+}
+
+int chan_try_send(chan_t *c, const void *elem)
+{
+	if (!c || (!elem && c->elem_size))
+		return EINVAL;
+	chan_case_t cs = CHAN_CASE_SEND(c, elem);
+	return chan__one(&cs, false);
+}
+
+int chan_recv(chan_t *c, void *elem, bool *ok)
+{
+	if (!c)
+		return EINVAL;
+	chan_case_t cs = CHAN_CASE_RECV(c, elem);
+	int err = chan__one(&cs, true);
+	if (ok)
+		*ok = cs.ok;
+	return err;
+}
+
+int chan_try_recv(chan_t *c, void *elem, bool *ok)
+{
+	if (!c)
+		return EINVAL;
+	chan_case_t cs = CHAN_CASE_RECV(c, elem);
+	int err = chan__one(&cs, false);
+	if (ok)
+		*ok = err == 0 && cs.ok;
+	return err;
+}
+
+/* cs[0] is the channel case, cs[1] the context's. */
+static int chan__with_ctx(ctx_t *ctx, chan_case_t cs[2])
+{
+	int err = ctx_err(ctx);
+	if (err)
+		return err; /* done on entry wins, deterministically */
+	cs[1] = CHAN_CASE_DONE(ctx);
+	struct chan__sudog sgs[2];
+	size_t fired;
+	err = chan__select(cs, 2, NULL, true, &fired, sgs);
+	if (fired == 1)
+		return ctx_err(ctx);
+	return err;
+}
+
+int chan_send_ctx(ctx_t *ctx, chan_t *c, const void *elem)
+{
+	if (!ctx || (c && !elem && c->elem_size))
+		return EINVAL;
+	chan_case_t cs[2] = {CHAN_CASE_SEND(c, elem)};
+	return chan__with_ctx(ctx, cs);
+}
+
+int chan_recv_ctx(ctx_t *ctx, chan_t *c, void *elem, bool *ok)
+{
+	if (!ctx)
+		return EINVAL;
+	chan_case_t cs[2] = {CHAN_CASE_RECV(c, elem)};
+	int err = chan__with_ctx(ctx, cs);
+	if (ok)
+		*ok = err == 0 && cs[0].ok;
+	return err;
+}

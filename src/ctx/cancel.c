@@ -1,0 +1,221 @@
+/* cancel.c: cancelling a subtree, and the cancel handles.
+ *
+ * One cancellation ("an op") starts at a node the caller holds a reference
+ * to. cancel_one() marks a node done under its lock and detaches its child
+ * list, taking a temporary reference on every live child; the op keeps the
+ * detached nodes on a stack of its own (linked through their `next`, which
+ * nobody else touches once `pprev` is NULL) and works through it with no
+ * lock held, so a million-deep chain needs no recursion and no lock nesting.
+ *
+ * A node that had children is marked BUSY together with its err. The op
+ * pushes a marker for it below its children; popping the marker means the
+ * whole subtree is done, so BUSY is cleared and waiters woken. A canceller
+ * that finds a node already done waits for BUSY to clear: every ctx_cancel
+ * then returns with the whole subtree done, even when another thread got
+ * there first. Such waits only ever go from a node to one of its own
+ * descendants' owners, so they cannot form a cycle.
+ *
+ * After-funcs met on the way are claimed (PENDING -> RUNNING) and run at the
+ * very end of the op, after every BUSY bit the op set is cleared and with no
+ * lock held: fn may call any goctx function, and sees the whole subtree done.
+ */
+#include <errno.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+/* Stack entries are node addresses; bit 0 marks "subtree done" markers. */
+#define MARK ((uintptr_t)1)
+
+struct op {
+	uintptr_t top;                /* stack of nodes (tagged), through next */
+	struct ctx__node *run_head;   /* claimed after-funcs, in order */
+	struct ctx__node **run_tail;
+};
+
+static void push(struct op *op, struct ctx__node *n, uintptr_t tag)
+{
+	n->next = (struct ctx__node *)op->top;
+	op->top = (uintptr_t)n | tag;
+}
+
+static bool busy_clear(uint32_t s) { return !(s & CTX__BUSY); }
+
+enum { ALREADY_DONE, DONE_LEAF, DONE_BUSY };
+
+/* Mark c done; detach its live children onto op's stack, after a marker
+ * for c (except for the op's root, which the op clears itself). Returns
+ * ALREADY_DONE, DONE_LEAF (no live children) or DONE_BUSY (BUSY set; for a
+ * non-root c the marker now owns the caller's reference). */
+static int cancel_one(struct ctx__cnode *c, int err, int *cause, struct op *op, bool root)
+{
+	ctx__lock(&c->lock);
+	uint32_t s = atomic_load_explicit(&c->state, memory_order_relaxed);
+	if (s & CTX__ERR_MASK) {
+		ctx__unlock(&c->lock);
+		return ALREADY_DONE;
+	}
+	if (*cause == CTX__TIMER_CAUSE)
+		*cause = c->cause; /* the deadline's own cause */
+	c->cause = *cause;
+	/* Detach live children; leave dying ones (count 0) to unlink
+	 * themselves. Pushing in list order reverses it, so siblings are
+	 * popped oldest first. */
+	struct ctx__node *e = c->children, **keep = &c->children;
+	bool any = false;
+	while (e) {
+		struct ctx__node *next = e->next;
+		if (ctx__try_retain(&e->base)) {
+			if (!any && !root)
+				push(op, &c->node, MARK); /* popped after the subtree */
+			any = true;
+			e->pprev = NULL;
+			push(op, e, 0);
+		} else {
+			*keep = e;
+			e->pprev = keep;
+			keep = &e->next;
+		}
+		e = next;
+	}
+	*keep = NULL;
+
+	/* Release: pairs with the acquire loads in ctx_err/ctx_cause/waits. */
+	uint32_t now = (uint32_t)err | (any ? CTX__BUSY : 0);
+	bool fd = ctx__os_done_made(&c->done);
+	uint32_t old = atomic_exchange_explicit(&c->state, now | (fd ? CTX__PUBLISHING : 0),
+	                                        memory_order_release);
+	if (fd) {
+		/* Readers wait while PUBLISHING is set (Go issue 75533: once err
+		 * is seen, the descriptor is readable). */
+		ctx__os_done_signal(&c->done);
+		old |= atomic_fetch_and_explicit(&c->state, ~(CTX__PUBLISHING | CTX__WAITERS),
+		                                 memory_order_release);
+	}
+	ctx__unlock(&c->lock);
+	if (old & CTX__WAITERS)
+		ctx__os_wake(&c->state, INT_MAX);
+	if (c->node.base.kind == CTX__TIMER)
+		ctx__timer_disarm((struct ctx__timer *)c);
+	return any ? DONE_BUSY : DONE_LEAF;
+}
+
+static void clear_busy(struct ctx__cnode *c)
+{
+	uint32_t old = atomic_fetch_and_explicit(&c->state, ~(CTX__BUSY | CTX__WAITERS),
+	                                         memory_order_release);
+	if (old & CTX__WAITERS)
+		ctx__os_wake(&c->state, INT_MAX);
+}
+
+static void wait_not_busy(struct ctx__cnode *c)
+{
+	if (atomic_load_explicit(&c->state, memory_order_acquire) & CTX__BUSY)
+		ctx__wait_word(&c->state, busy_clear, -1);
+}
+
+static void claim_after(struct op *op, struct ctx__after *a)
+{
+	uint32_t want = CTX__AFTER_PENDING;
+	a->runner = pthread_self();
+	if (atomic_compare_exchange_strong_explicit(&a->state, &want, CTX__AFTER_RUNNING,
+	                                            memory_order_acq_rel, memory_order_acquire)) {
+		a->node.next = NULL;
+		*op->run_tail = &a->node;
+		op->run_tail = &a->node.next;
+	} else {
+		ctx_release(&a->node.base); /* stopped meanwhile: drop our reference */
+	}
+}
+
+static void run_afters(struct op *op)
+{
+	struct ctx__node *n = op->run_head;
+	while (n) {
+		struct ctx__after *a = (struct ctx__after *)n;
+		n = n->next;
+		a->fn(a->arg);
+		/* fn has run: the registration lets go of the watched context
+		 * now, even while a stop handle keeps the node. Cleared before
+		 * the release below, which a waiting ctx_after_stop pairs with
+		 * before it may free the node (and read `parent` there). */
+		struct ctx *watched = a->node.base.parent;
+		a->node.base.parent = NULL;
+		uint32_t old = atomic_exchange_explicit(&a->state, CTX__AFTER_DONE, memory_order_release);
+		if (old & CTX__WAITERS)
+			ctx__os_wake(&a->state, INT_MAX);
+		ctx_release(watched);
+		/* Drop our temporary reference (never the last: the
+		 * registration holds one), then the registration's. */
+		atomic_fetch_sub_explicit(&a->node.base.refs, 1, memory_order_relaxed);
+		ctx_release(&a->node.base);
+	}
+}
+
+void ctx__cancel(struct ctx__cnode *c, int err, int cause, bool unlink)
+{
+	/* Already done: nothing to do but let a concurrent op on the subtree
+	 * finish. Only the op that marked a node done unlinks it (a node done
+	 * by its parent's op was detached by it), so this one has no unlink
+	 * and no after-funcs to run. */
+	if (atomic_load_explicit(&c->state, memory_order_acquire) & CTX__ERR_MASK) {
+		wait_not_busy(c);
+		return;
+	}
+	struct op op = {.top = 0, .run_head = NULL};
+	op.run_tail = &op.run_head;
+
+	int mine = cancel_one(c, err, &cause, &op, true);
+	if (mine == ALREADY_DONE) {
+		wait_not_busy(c);
+		return;
+	}
+
+	while (op.top) {
+		struct ctx__node *n = (struct ctx__node *)(op.top & ~MARK);
+		bool marker = op.top & MARK;
+		op.top = (uintptr_t)n->next;
+		if (marker) {
+			clear_busy((struct ctx__cnode *)n);
+			ctx_release(&n->base);
+		} else if (n->base.kind == CTX__AFTER) {
+			claim_after(&op, (struct ctx__after *)n);
+		} else {
+			struct ctx__cnode *cn = (struct ctx__cnode *)n;
+			int ccause = cause;
+			int r = cancel_one(cn, err, &ccause, &op, false);
+			if (r == ALREADY_DONE)
+				wait_not_busy(cn);
+			if (r != DONE_BUSY)
+				ctx_release(&n->base);
+		}
+	}
+
+	if (mine == DONE_BUSY)
+		clear_busy(c);
+	struct ctx *p = c->node.base.parent;
+	if (unlink && p->src)
+		ctx__unlink(p->src, &c->node);
+	run_afters(&op);
+}
+
+void ctx_cancel_cause(ctx_cancel_t *cancel, int cause)
+{
+	if (!cancel)
+		return;
+	struct ctx__cnode *c = (struct ctx__cnode *)cancel;
+	ctx__cancel(c, ECANCELED, cause ? cause : ECANCELED, true);
+	ctx_release(&c->node.base);
+}
+
+void ctx_cancel(ctx_cancel_t *cancel) { ctx_cancel_cause(cancel, ECANCELED); }
+
+ctx_cancel_t *ctx_cancel_dup(ctx_cancel_t *cancel)
+{
+	if (!cancel) {
+		errno = EINVAL;
+		return NULL;
+	}
+	ctx_retain((ctx_t *)cancel);
+	return cancel;
+}

@@ -1,0 +1,223 @@
+/* internal.h: the node types every goctx source shares, and their invariants.
+ *
+ * Design.
+ *
+ * One header `struct ctx` starts every node. Kinds:
+ *   ROOT     Background, TODO: static, never done, no refcount.
+ *   VALUE    key/val over a parent.
+ *   WITHOUT  WithoutCancel: values of the parent, never done.
+ *   CANCEL   a cancelable node (struct ctx__cnode); WithCancel, and
+ *            WithDeadline under an earlier parent deadline.
+ *   TIMER    a cancelable node with its own deadline (struct ctx__timer).
+ *   AFTER    an after-func registration (struct ctx__after); it sits in a
+ *            cancelable node's child list like a child (as Go's afterFuncCtx).
+ *
+ * `src` of a node is the nearest cancelable node at or above it (itself for
+ * CANCEL/TIMER), or NULL when the node can never be done. ctx_err() is
+ * therefore one load of src->state, whatever the kind.
+ *
+ * References. `refs` counts: the creator's reference, each ctx_retain, each
+ * cancel handle (a ctx_cancel_t * is the node's address and stands for one
+ * reference), each child (a child holds its direct parent), each after-func
+ * registration still pending (holds the ctx it watches), and temporary
+ * references a canceller or the timer thread holds while working on a node.
+ * A parent's child list holds no reference: a node whose count drops to zero
+ * unlinks itself from its parent's list (under the parent's lock) and from
+ * the timer queue, then releases its parent.
+ *
+ * Locks. Each cancelable node has a small futex lock (`lock`) guarding its
+ * child list (`children` and every listed node's `next`/`pprev`), the
+ * descriptor `done`, and the write of `cause` and of the err bits of `state`.
+ * The timer queue has one mutex (timer.c), never held with a node lock.
+ * No two node locks are ever held together:
+ * cancellation detaches a node's whole child list under its lock (taking a
+ * temporary reference on each live child) and then works on the detached
+ * children with no lock held, iteratively, so deep trees do not recurse.
+ * A child whose count is already zero is left in the list: it is being
+ * freed and unlinks itself once it gets the lock.
+ *
+ * state (atomic, per cancelable node):
+ *   bits 0-7  err: 0, ECANCELED or ETIMEDOUT. Written once, under `lock`,
+ *             with release order after `cause` and the descriptor write:
+ *             pairs with the acquire load in ctx_err()/ctx_cause().
+ *   BUSY      set with err while this node's detached subtree is still being
+ *             cancelled by the thread that cancelled it; a later canceller
+ *             of this node waits for it to clear, so that every
+ *             ctx_cancel() returns with the whole subtree done, as Go's
+ *             (which holds the parent's mutex across its children) does.
+ *   WAITERS   some thread sleeps on the futex of `state`; whoever changes
+ *             err or clears BUSY or PUBLISHING wakes them all.
+ *   PUBLISHING set with err when the node has a done descriptor, cleared
+ *             once the descriptor is written. Readers treat err as not yet
+ *             visible while it is set and wait for it to clear, so that
+ *             "ctx_err() != 0" and "the descriptor is readable" imply each
+ *             other (Go's Err likewise waits for Done to be closed).
+ */
+#ifndef GOCTX_INTERNAL_H
+#define GOCTX_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../os/os.h"
+#include "goctx.h"
+
+enum ctx__kind {
+	CTX__ROOT,
+	CTX__VALUE,
+	CTX__WITHOUT,
+	CTX__CANCEL,
+	CTX__TIMER,
+	CTX__AFTER,
+};
+
+#define CTX__ERR_MASK 0xffu
+#define CTX__BUSY (1u << 8)
+#define CTX__WAITERS (1u << 9)
+#define CTX__PUBLISHING (1u << 10)
+
+struct ctx__cnode;
+
+/* Every node starts with this. */
+struct ctx {
+	_Atomic uint32_t refs;  /* see "References" above */
+	uint8_t kind;           /* enum ctx__kind; fixed at creation */
+	uint8_t todo;           /* ROOT only: 1 for TODO */
+	struct ctx *parent;     /* held (one reference); NULL for ROOT */
+	struct ctx__cnode *src; /* nearest cancelable node at or above; fixed */
+};
+
+/* A node that can sit in a cancelable node's child list. */
+struct ctx__node {
+	struct ctx base;
+	struct ctx__node *next;   /* in parent src's list, or a canceller's work list */
+	struct ctx__node **pprev; /* NULL when in no list; guarded by the parent src's lock */
+};
+
+struct ctx__cnode {
+	struct ctx__node node;
+	_Atomic uint32_t state;      /* err | BUSY | WAITERS, see above */
+	_Atomic uint32_t lock;       /* 0 free, 1 held, 2 held with sleepers */
+	int cause;                   /* before done: a TIMER's deadline cause; after: the cause */
+	ctx__os_done_t done;         /* the done descriptor, made lazily; guarded by lock */
+	struct ctx__node *children;  /* guarded by lock */
+};
+
+struct ctx__timer {
+	struct ctx__cnode c;
+	ctx_time_t deadline;       /* fixed */
+	/* Pairing-heap links (timer.c), guarded by the queue lock. */
+	struct ctx__timer *hchild; /* first child */
+	struct ctx__timer *hnext;  /* next sibling */
+	struct ctx__timer *hprev;  /* previous sibling, or parent for a first child */
+	/* armed <=> in the queue: the root, or hprev != NULL */
+};
+
+struct ctx__value {
+	struct ctx base;
+	const void *key;
+	void *val;
+	void (*free_val)(void *);
+};
+
+/* After-func registration states (struct ctx__after.state). */
+enum {
+	CTX__AFTER_PENDING,
+	CTX__AFTER_RUNNING,
+	CTX__AFTER_DONE,    /* fn has returned */
+	CTX__AFTER_STOPPED, /* ctx_after_stop won: fn never runs */
+};
+#define CTX__AFTER_MASK 0xffu
+
+struct ctx__after {
+	struct ctx__node node;       /* base.parent: the watched ctx, held until fn has run or
+	                              * been stopped (NULL once fn has run) */
+	_Atomic uint32_t state;      /* CTX__AFTER_* | WAITERS */
+	void (*fn)(void *);
+	void *arg;
+	pthread_t runner;            /* written before the RUNNING release-CAS */
+};
+
+/* ---- The core's files, bottom to top. Each uses only those above it in
+ * this list, except the tree (ctx.c, cancel.c, timer.c, after.c, fd.c),
+ * whose files call each other: a constructor arms a timer, the timer
+ * thread cancels, a cancel unlinks and frees. ---- */
+
+/* ---- alloc.c: every allocation goes through ctx_set_allocator's pair ---- */
+void *ctx__alloc(size_t size);
+void ctx__free(void *ptr);
+
+/* ---- lock.c: the per-node futex lock ---- */
+void ctx__lock_slow(_Atomic uint32_t *l);
+void ctx__unlock_slow(_Atomic uint32_t *l);
+
+static inline void ctx__lock(_Atomic uint32_t *l)
+{
+	uint32_t z = 0;
+	if (!atomic_compare_exchange_strong_explicit(l, &z, 1, memory_order_acquire,
+	                                             memory_order_relaxed))
+		ctx__lock_slow(l);
+}
+
+static inline void ctx__unlock(_Atomic uint32_t *l)
+{
+	if (atomic_exchange_explicit(l, 0, memory_order_release) != 1)
+		ctx__unlock_slow(l);
+}
+
+/* ---- clock.c ---- */
+void ctx__clock_set_fake(ctx_time_t (*now)(void));
+bool ctx__clock_is_fake(void);
+/* Saturating a + b for any b. */
+ctx_time_t ctx__add_sat(ctx_time_t a, ctx_duration_t b);
+
+/* ---- word.c ---- */
+/* Watch word for a few microseconds (never on a single CPU, never past
+ * `until` when >= 0) until ready(*word); true with *out set if it became
+ * ready. Every blocking wait of the library spins through this first. */
+bool ctx__spin(_Atomic uint32_t *word, bool (*ready)(uint32_t), ctx_time_t until, uint32_t *out);
+/* Sleep on a state word (a cnode's state or an after's) until
+ * ready(state) holds or the absolute CLOCK_MONOTONIC time `until`
+ * passes (-1: no limit). Returns the last state seen. */
+uint32_t ctx__wait_word(_Atomic uint32_t *word, bool (*ready)(uint32_t), ctx_time_t until);
+/* The state of c once no PUBLISHING is in progress (waits if one is). */
+uint32_t ctx__published(const struct ctx__cnode *c, uint32_t s);
+
+/* ---- read.c: ctx_err, ctx_cause, ctx_deadline, ctx_value (public) ---- */
+/* ---- wait.c: ctx_wait, ctx_sleep (public) ---- */
+/* ---- format.c: ctx_strerror, ctx_format (public) ---- */
+
+/* ---- leak.c: nodes (tracked for the GOCTX_LEAKS report when on) ---- */
+void *ctx__node_alloc(size_t size, const void *where);
+void ctx__node_free(void *node);
+
+/* ---- ctx.c (the tree) ---- */
+bool ctx__try_retain(struct ctx *c);
+/* Unlink n from the child list of src (the parent's src), if still linked;
+ * returns whether it was (false: a canceller detached it first). */
+bool ctx__unlink(struct ctx__cnode *src, struct ctx__node *n);
+/* Free a node whose count is zero (or that only the caller can reach);
+ * returns its parent, whose reference the caller must drop. */
+struct ctx *ctx__destroy(struct ctx *c);
+/* Link n under src unless src is done; returns src's err (0: linked). Sets
+ * *cause to src's cause when done. */
+int ctx__link(struct ctx__cnode *src, struct ctx__node *n, int *cause);
+
+/* ---- cancel.c (the tree) ---- */
+/* Cancel c with err and cause (cause CTX__TIMER_CAUSE: the timer's own;
+ * any cause a user gives is non-zero). When it returns, c and all its
+ * descendants are done and the after-funcs this call triggered have run.
+ * unlink: also leave the parent's list. */
+#define CTX__TIMER_CAUSE 0
+void ctx__cancel(struct ctx__cnode *c, int err, int cause, bool unlink);
+
+/* ---- timer.c (the tree) ---- */
+/* Arm t (not yet armed; left disarmed if it is done); 0 or an errno from
+ * starting the thread. */
+int ctx__timer_arm(struct ctx__timer *t);
+/* Disarm t if armed. */
+void ctx__timer_disarm(struct ctx__timer *t);
+
+#endif

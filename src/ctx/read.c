@@ -1,0 +1,57 @@
+/* read.c: reading a context: err, cause, deadline, values. Nothing here
+ * allocates or takes a lock; err waits only while a canceller publishes the
+ * done descriptor (word.c).
+ * Uses: word.c. */
+#include "internal.h"
+
+
+int ctx_err(const ctx_t *c)
+{
+	/* The hot path: one acquire load (pairs with the release that
+	 * publishes err in cancel.c). */
+	const struct ctx__cnode *s = c->src;
+	if (!s)
+		return 0;
+	uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+	if (__builtin_expect(st & CTX__PUBLISHING, 0))
+		st = ctx__published(s, st);
+	return (int)(st & CTX__ERR_MASK);
+}
+
+bool ctx_done(const ctx_t *c) { return ctx_err(c) != 0; }
+
+int ctx_cause(const ctx_t *c)
+{
+	if (!ctx_err(c))
+		return 0;
+	const struct ctx__cnode *s = c->src;
+	/* cause was written before the release that published err. */
+	return s->cause;
+}
+
+bool ctx_deadline(const ctx_t *c, ctx_time_t *deadline)
+{
+	for (; c; c = c->parent) {
+		if (c->kind == CTX__TIMER) {
+			if (deadline)
+				*deadline = ((const struct ctx__timer *)c)->deadline;
+			return true;
+		}
+		if (c->kind == CTX__WITHOUT || c->kind == CTX__ROOT)
+			break;
+	}
+	return false;
+}
+
+void *ctx_value(const ctx_t *c, const void *key)
+{
+	for (; c; c = c->parent) {
+		if (c->kind == CTX__VALUE) {
+			const struct ctx__value *v = (const struct ctx__value *)c;
+			if (v->key == key)
+				return v->val;
+		}
+	}
+	return NULL;
+}
+

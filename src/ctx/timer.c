@@ -1,0 +1,256 @@
+/* timer.c: the deadline queue and the one timer thread.
+ *
+ * The queue is an intrusive pairing heap ordered by deadline: arming links
+ * the node's own three pointers (no allocation), disarming cuts it out.
+ * Insert is O(1); removing any node is O(log n) amortised; a node inserted
+ * behind the minimum and removed again (the common "timeout, then cancel")
+ * touches only the root's first-child list. Everything in the heap is
+ * guarded by q.lock.
+ *
+ * The heap holds no reference: a node being freed disarms itself (under
+ * q.lock) before its memory goes. The thread therefore takes a reference
+ * (try_retain, under q.lock) on each due node before letting go of the
+ * lock; a node whose count is already zero is left to its destructor.
+ *
+ * The thread sleeps on q.cond (CLOCK_MONOTONIC) until the earliest
+ * deadline (q.sleep_until); arming signals it only when the new deadline
+ * is earlier than that.
+ * With a test clock installed it sleeps until ctx__timers_kick().
+ *
+ * fork(): prepare takes q.lock so the child inherits a consistent heap;
+ * the child unlocks it, makes the cond anew and restarts the thread if timers are
+ * pending. q.lock is never held together with a node's lock.
+ */
+#include <errno.h>
+
+#include "internal.h"
+#include "testing.h"
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct ctx__timer *root;
+	size_t count;
+	bool started;   /* the thread runs (or is being started) */
+	bool sleeping;  /* the thread waits on cond */
+	ctx_time_t sleep_until; /* ... until this deadline (INT64_MAX: untimed) */
+} q = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* ---- the pairing heap ---- */
+
+static bool armed(const struct ctx__timer *t) { return t == q.root || t->hprev != NULL; }
+
+/* Meld two heap roots (either may be NULL); returns the new root. */
+static struct ctx__timer *meld(struct ctx__timer *a, struct ctx__timer *b)
+{
+	if (!a)
+		return b;
+	if (!b)
+		return a;
+	if (b->deadline < a->deadline) {
+		struct ctx__timer *t = a;
+		a = b;
+		b = t;
+	}
+	b->hprev = a;
+	b->hnext = a->hchild;
+	if (b->hnext)
+		b->hnext->hprev = b;
+	a->hchild = b;
+	a->hnext = NULL;
+	a->hprev = NULL;
+	return a;
+}
+
+/* Meld a list of siblings into one heap: pairs left to right, then the
+ * pairs right to left (the standard two-pass). */
+static struct ctx__timer *merge_pairs(struct ctx__timer *first)
+{
+	struct ctx__timer *pairs = NULL; /* stack of melded pairs, through hnext */
+	while (first) {
+		struct ctx__timer *a = first, *b = a->hnext;
+		first = b ? b->hnext : NULL;
+		a->hnext = a->hprev = NULL;
+		if (b)
+			b->hnext = b->hprev = NULL;
+		struct ctx__timer *m = meld(a, b);
+		m->hnext = pairs;
+		pairs = m;
+	}
+	struct ctx__timer *r = NULL;
+	while (pairs) {
+		struct ctx__timer *next = pairs->hnext;
+		pairs->hnext = NULL;
+		r = meld(r, pairs);
+		pairs = next;
+	}
+	return r;
+}
+
+static void heap_insert(struct ctx__timer *t)
+{
+	t->hchild = t->hnext = t->hprev = NULL;
+	q.root = meld(q.root, t);
+	q.count++;
+}
+
+static void heap_remove(struct ctx__timer *t)
+{
+	if (t == q.root) {
+		q.root = merge_pairs(t->hchild);
+	} else {
+		if (t->hprev->hchild == t)
+			t->hprev->hchild = t->hnext; /* first child of its parent */
+		else
+			t->hprev->hnext = t->hnext;
+		if (t->hnext)
+			t->hnext->hprev = t->hprev;
+		q.root = meld(q.root, merge_pairs(t->hchild));
+	}
+	t->hchild = t->hnext = t->hprev = NULL;
+	q.count--;
+}
+
+/* ---- the thread ---- */
+
+static void *timer_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&q.lock);
+	for (;;) {
+		/* Due timers, earliest first, through hnext. */
+		struct ctx__timer *due = NULL, **tail = &due;
+		ctx_time_t now = ctx_now();
+		while (q.root && q.root->deadline <= now) {
+			struct ctx__timer *t = q.root;
+			heap_remove(t);
+			if (ctx__try_retain(&t->c.node.base)) {
+				*tail = t;
+				tail = &t->hnext;
+			}
+		}
+		if (due) {
+			pthread_mutex_unlock(&q.lock);
+			while (due) {
+				struct ctx__timer *t = due;
+				due = t->hnext;
+				t->hnext = NULL;
+				ctx__cancel(&t->c, ETIMEDOUT, CTX__TIMER_CAUSE, true);
+				ctx_release(&t->c.node.base);
+			}
+			pthread_mutex_lock(&q.lock);
+			continue;
+		}
+		/* Sleep until the earliest deadline. With the queue empty, keep
+		 * the previous target while it is still ahead: repeated equal
+		 * timeouts (each made and cancelled) then find the thread asleep
+		 * until a time no later than theirs and do not signal it. */
+		if (q.root)
+			q.sleep_until = q.root->deadline;
+		else if (q.sleep_until <= now)
+			q.sleep_until = INT64_MAX;
+		if (ctx__clock_is_fake())
+			q.sleep_until = INT64_MAX; /* only kicks move a test clock */
+		q.sleeping = true;
+		if (q.sleep_until == INT64_MAX) {
+			pthread_cond_wait(&q.cond, &q.lock);
+		} else {
+			struct timespec ts = ctx__os_timespec(q.sleep_until);
+			pthread_cond_timedwait(&q.cond, &q.lock, &ts);
+		}
+		q.sleeping = false;
+	}
+	return NULL;
+}
+
+/* Start the thread (all signals blocked in it); q.lock held. */
+static int start_thread(void)
+{
+	int e = ctx__os_thread_start(timer_main, NULL);
+	if (e == 0)
+		q.started = true;
+	return e;
+}
+
+static void init_cond(void)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&q.cond, &a);
+	pthread_condattr_destroy(&a);
+}
+
+static void fork_prepare(void) { pthread_mutex_lock(&q.lock); }
+static void fork_parent(void) { pthread_mutex_unlock(&q.lock); }
+
+static void fork_child(void)
+{
+	/* Only this thread exists now, and it holds q.lock (fork_prepare).
+	 * The cond may record waiters (the parent's timer thread) that do not
+	 * exist here: it is made anew. */
+	pthread_mutex_unlock(&q.lock);
+	init_cond();
+	q.started = false;
+	q.sleeping = false;
+	if (q.root)
+		start_thread();
+}
+
+static void init_queue(void)
+{
+	init_cond();
+	ctx__os_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+int ctx__timer_arm(struct ctx__timer *t)
+{
+	pthread_once(&init_once, init_queue);
+	pthread_mutex_lock(&q.lock);
+	int e = q.started ? 0 : start_thread();
+	if (!e) {
+		heap_insert(t);
+		/* Wake the thread only if it sleeps past this deadline. */
+		if (q.sleeping && t->deadline < q.sleep_until)
+			pthread_cond_signal(&q.cond);
+	}
+	pthread_mutex_unlock(&q.lock);
+	/* A cancel that reached t before the insert found nothing to disarm;
+	 * it stored err before taking q.lock for that, so this load sees it
+	 * (relaxed is enough: q.lock orders the two). */
+	if (!e && (atomic_load_explicit(&t->c.state, memory_order_relaxed) & CTX__ERR_MASK))
+		ctx__timer_disarm(t);
+	return e;
+}
+
+void ctx__timer_disarm(struct ctx__timer *t)
+{
+	pthread_mutex_lock(&q.lock);
+	if (armed(t))
+		heap_remove(t);
+	pthread_mutex_unlock(&q.lock);
+}
+
+void ctx__set_clock(ctx_time_t (*now)(void))
+{
+	ctx__clock_set_fake(now);
+	ctx__timers_kick();
+}
+
+void ctx__timers_kick(void)
+{
+	pthread_once(&init_once, init_queue);
+	pthread_mutex_lock(&q.lock);
+	pthread_cond_signal(&q.cond);
+	pthread_mutex_unlock(&q.lock);
+}
+
+size_t ctx__timers_pending(void)
+{
+	pthread_mutex_lock(&q.lock);
+	size_t n = q.count;
+	pthread_mutex_unlock(&q.lock);
+	return n;
+}

@@ -1,0 +1,128 @@
+/* os.h: the platform layer, the only code in goctx that knows which system
+ * it runs on. Everything above it (src/ctx, src/chan, the companions) blocks,
+ * wakes, reads the clock, makes descriptors and starts threads through these
+ * calls and nothing else.
+ *
+ * Two implementations of the one interface:
+ *   linux.c  futex(2) and eventfd(2): the default on Linux.
+ *   posix.c  POSIX.1-2008 and pthreads only: everywhere else, and on Linux
+ *            when GOCTX_PORTABLE=1 (CMake: -DGOCTX_PORTABLE=ON).
+ * GOCTX_OS_LINUX or GOCTX_OS_POSIX says which one this build uses; each .c
+ * file compiles to nothing for the other, so one compiler line over every
+ * module builds either.
+ *
+ * Uses: libc and pthreads. Used by: every other module.
+ */
+#ifndef GOCTX_OS_H
+#define GOCTX_OS_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "goctx.h"
+
+#if defined(__linux__) && !(defined(GOCTX_PORTABLE) && GOCTX_PORTABLE)
+#define GOCTX_OS_LINUX 1
+#else
+#define GOCTX_OS_POSIX 1
+#endif
+
+/* ---- waiting on a 32-bit word ----
+ * ctx__os_wait sleeps while *word == expect, until woken or until the
+ * absolute CLOCK_MONOTONIC time `abs` (NULL: no limit). Returns 0 when woken
+ * or when the word had already changed, EINTR for a signal or a spurious
+ * wake, ETIMEDOUT when abs passed. Callers always re-check their condition
+ * in a loop: a return says nothing about the word.
+ * ctx__os_wake wakes up to n threads sleeping on word (INT_MAX: all). A wake
+ * must follow the store that changed the word; then no sleeper is lost. */
+#if GOCTX_OS_LINUX
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static inline int ctx__os_wait(_Atomic uint32_t *word, uint32_t expect,
+                               const struct timespec *abs)
+{
+	long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
+	                 expect, abs, NULL, FUTEX_BITSET_MATCH_ANY);
+	if (r == 0 || errno == EAGAIN)
+		return 0;
+	return errno;
+}
+
+static inline void ctx__os_wake(_Atomic uint32_t *word, int n)
+{
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
+}
+#else
+int ctx__os_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespec *abs);
+void ctx__os_wake(_Atomic uint32_t *word, int n);
+#endif
+
+/* ---- the clock ---- */
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+ctx_time_t ctx__os_now(void);
+
+/* An absolute CLOCK_MONOTONIC time (t >= 0) as a timespec; a t beyond what
+ * time_t holds (32-bit time_t) becomes the latest time it holds. */
+static inline struct timespec ctx__os_timespec(ctx_time_t t)
+{
+	const time_t max = (time_t)((sizeof(time_t) == 8) ? INT64_MAX : INT32_MAX);
+	struct timespec ts;
+	if (t / CTX_SECOND > (ctx_time_t)max) {
+		ts.tv_sec = max;
+		ts.tv_nsec = 0;
+	} else {
+		ts.tv_sec = (time_t)(t / CTX_SECOND);
+		ts.tv_nsec = (long)(t % CTX_SECOND);
+	}
+	return ts;
+}
+
+/* ---- the done descriptor of one context ----
+ * Made on demand, signalled once (readable from then on, whatever the user
+ * reads from it), closed with its context. The caller serialises all calls on
+ * one descriptor (the context's lock). */
+typedef struct ctx__os_done {
+	int fd; /* what ctx_done_fd returns; -1: not made */
+} ctx__os_done_t;
+#define CTX__OS_DONE_NONE ((ctx__os_done_t){.fd = -1})
+
+static inline bool ctx__os_done_made(const ctx__os_done_t *d) { return d->fd >= 0; }
+/* 0 or an errno (EMFILE, ENFILE, ENOMEM); signalled: make it readable already. */
+int ctx__os_done_open(ctx__os_done_t *d, bool signalled);
+void ctx__os_done_signal(ctx__os_done_t *d);
+void ctx__os_done_close(ctx__os_done_t *d);
+
+/* ---- CPUs ---- */
+
+/* Online CPUs (at least 1), read once. */
+int ctx__os_ncpu(void);
+
+/* One step of a spin: tells the CPU this is a busy wait. */
+static inline void ctx__os_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- threads and fork ---- */
+
+/* Start a detached thread of the library's own (the timer thread) with every
+ * signal blocked: it runs nothing of the user's but after-funcs, which must
+ * not expect signals. 0 or pthread_create's error. */
+int ctx__os_thread_start(void *(*fn)(void *), void *arg);
+
+/* pthread_atfork: the handlers run in the order POSIX gives. 0 or an errno. */
+int ctx__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
+#endif
