@@ -10,6 +10,8 @@
 #                  (build steps are quiet: their output goes to build/*/build.log,
 #                  shown only if a step fails; V=1 shows it as it comes)
 #   make install   install the plain build under PREFIX (/usr/local)
+#   make abi-update  record the plain build's ABI as the baseline, abi/*.abi
+#                  (after adding functions, or with a soname bump: README, "Releases")
 #   make bench     optimised build (build/bench); $(SHARED)/bench/compare on goctx-bench
 #   make scaling   redraw docs/scaling.png (goctx and Go, 1k..1M timers and nodes)
 #   make valgrind  memcheck over every test and example (also: make helgrind, make drd;
@@ -66,6 +68,8 @@ deps:
 	have gcc        || pkgs="$$pkgs gcc"; \
 	have clang      || pkgs="$$pkgs clang"; \
 	have pkg-config || pkgs="$$pkgs pkg-config"; \
+	have g++        || pkgs="$$pkgs g++"; \
+	have abidiff    || pkgs="$$pkgs abigail-tools"; \
 	{ have pkg-config && pkg-config --exists cmocka; } || pkgs="$$pkgs libcmocka-dev"; \
 	if have clang && ! echo 'int main(void){return 0;}' | \
 	     clang -fsanitize=address,undefined -x c -o /dev/null - >/dev/null 2>&1; then \
@@ -136,6 +140,11 @@ demo:
 
 install: build
 	$(CMAKE) --install $(B)/plain --prefix $(PREFIX)
+
+.PHONY: abi-update
+abi-update: build
+	@sh tests/ship/install.sh $(B)/plain $(B)/plain/abi-prefix $(CMAKE) >/dev/null
+	@sh tests/ship/abi.sh --update $(B)/plain/abi-prefix .
 
 bench:
 	$(CMAKE) -S . -B $(B)/bench -DCMAKE_C_COMPILER=gcc -DGOCTX_SANITIZE= \
