@@ -70,6 +70,8 @@ deps:
 	have pkg-config || pkgs="$$pkgs pkg-config"; \
 	have g++        || pkgs="$$pkgs g++"; \
 	have abidiff    || pkgs="$$pkgs abigail-tools"; \
+	have scdoc      || pkgs="$$pkgs scdoc"; \
+	have groff      || pkgs="$$pkgs groff-base"; \
 	{ have pkg-config && pkg-config --exists cmocka; } || pkgs="$$pkgs libcmocka-dev"; \
 	if have clang && ! echo 'int main(void){return 0;}' | \
 	     clang -fsanitize=address,undefined -x c -o /dev/null - >/dev/null 2>&1; then \
