@@ -2,10 +2,11 @@
 #
 #   make deps      check the tools and libraries; as root, apt-get what is missing
 #   make           build the plain configuration (build/plain)
-#   make test      three configurations, each built and run with ctest:
+#   make test      four configurations, each built and run with ctest:
 #                    build/plain  gcc   -O2 -g
 #                    build/asan   clang ASan+UBSan
 #                    build/tsan   gcc   TSan
+#                    build/portable clang ASan+UBSan, GOCTX_PORTABLE=ON (POSIX backend)
 #   make demo      build, then run every example (and `seed` last)
 #   make install   install the plain build under PREFIX (/usr/local)
 #   make bench     optimised build (build/bench); $(SHARED)/bench/compare on goctx-bench
@@ -87,6 +88,7 @@ test: deps
 	$(MAKE) --no-print-directory test-plain
 	$(MAKE) --no-print-directory test-asan
 	$(MAKE) --no-print-directory test-tsan
+	$(MAKE) --no-print-directory test-portable
 
 test-plain: build
 	cd $(B)/plain && $(CTEST) --output-on-failure -j$(CTEST_JOBS)
@@ -102,6 +104,13 @@ test-tsan: $(B)/tsan/tsan-probe
 	@$(call tsan_prefix,$(B)/tsan/tsan-probe); \
 	cd $(B)/tsan && echo "$$run $(CTEST) --output-on-failure -j$(CTEST_JOBS)" && \
 	$$run $(CTEST) --output-on-failure -j$(CTEST_JOBS)
+
+# The POSIX backend of src/os (parking lot, socket pair) on Linux.
+.PHONY: test-portable
+test-portable:
+	$(call configure,$(B)/portable,clang,address,-O1 -g,-DGOCTX_PORTABLE=ON)
+	$(CMAKE) --build $(B)/portable -j $(JOBS)
+	cd $(B)/portable && $(CTEST) --output-on-failure -j$(CTEST_JOBS)
 
 # A threaded do-nothing program built like the TSan tests, to see if TSan runs.
 $(B)/tsan/tsan-probe:
