@@ -161,10 +161,7 @@ static void put_duration(struct out *o, ctx_duration_t d)
 static void put_deadline(struct out *o, ctx_time_t d)
 {
 	ctx_time_t now = ctx_now();
-	struct timespec wall;
-	clock_gettime(CLOCK_REALTIME, &wall);
-	ctx_time_t w = ctx__add_sat((ctx_time_t)wall.tv_sec * CTX_SECOND + wall.tv_nsec,
-	                            ctx__add_sat(d, -now));
+	ctx_time_t w = ctx__add_sat(ctx__wall_now(), ctx__add_sat(d, -now));
 	time_t secs = (time_t)(w / CTX_SECOND);
 	long ns = (long)(w % CTX_SECOND);
 	if (ns < 0)
