@@ -17,6 +17,9 @@
 #   make scaling   redraw docs/scaling.png (goctx and Go, 1k..1M timers and nodes)
 #   make valgrind  memcheck over every test and example (also: make helgrind, make drd;
 #                  slow, not part of make test; suppressions in tests/*.supp)
+#   make ports     build the library and run every example for musl, i386 and aarch64
+#                  (qemu-user): tools/ports.sh, one line per target; not part of make test
+#                  (make deps-ports installs its tools)
 #   make fuzz      clang+ASan build (build/fuzz) of goctx-fuzz, run FUZZ_SECONDS on
 #                  fuzz/corpus (new inputs go to build/fuzz/fuzz/corpus-run)
 #   make stress    TSan build (build/tsan) of goctx-stress, run for DURATION seconds
@@ -187,6 +190,30 @@ stress: $(B)/tsan/tsan-probe
 	@$(call tsan_prefix,$(B)/tsan/tsan-probe); \
 	echo "$$run $(B)/tsan/stress/goctx-stress $(DURATION)"; \
 	$$run $(B)/tsan/stress/goctx-stress $(DURATION)
+
+# ---- ports: other C libraries and CPUs (tools/ports.sh) ----
+# Not part of `make test`. deps-ports installs the tools as root, as `make
+# deps` does: musl-gcc, gcc -m32's 32-bit libraries (not gcc-multilib: on
+# Debian it conflicts with the aarch64 cross compiler), the aarch64 cross
+# compiler and qemu-user.
+.PHONY: ports deps-ports
+
+ports: deps-ports
+	sh tools/ports.sh
+
+deps-ports:
+	@have() { command -v "$$1" >/dev/null 2>&1; }; \
+	gccv=$$(gcc -dumpversion | cut -d. -f1); pkgs=""; \
+	have musl-gcc || pkgs="$$pkgs musl-tools"; \
+	echo 'int main(void){return 0;}' | gcc -m32 -x c -o /dev/null - >/dev/null 2>&1 || \
+	  pkgs="$$pkgs libc6-dev-i386 lib32gcc-$$gccv-dev"; \
+	have aarch64-linux-gnu-gcc || pkgs="$$pkgs gcc-aarch64-linux-gnu"; \
+	{ have qemu-aarch64 || have qemu-aarch64-static; } || pkgs="$$pkgs qemu-user"; \
+	if [ -z "$$pkgs" ]; then echo "deps-ports: all present"; exit 0; fi; \
+	cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y$$pkgs"; \
+	if [ "$$(id -u)" != 0 ]; then echo "deps-ports: missing, run as root: $$cmd"; exit 1; fi; \
+	echo "deps-ports: $$cmd"; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$pkgs
 
 # ---- valgrind: memcheck, helgrind, DRD ----
 # Not part of `make test`: under valgrind the suite takes minutes (helgrind's

@@ -176,6 +176,8 @@ static inline void ctx__unlock(_Atomic uint32_t *l)
 /* ---- clock.c ---- */
 void ctx__clock_set_fake(ctx_time_t (*now)(void));
 bool ctx__clock_is_fake(void);
+/* CLOCK_REALTIME in ns, or the test wall clock (ctx__set_wall_clock). */
+ctx_time_t ctx__wall_now(void);
 /* Saturating a + b for any b. */
 ctx_time_t ctx__add_sat(ctx_time_t a, ctx_duration_t b);
 
