@@ -4,8 +4,8 @@
 # OUTDIR/goctx-VERSION/ (dpkg-buildpackage writes its output beside the
 # tree it builds, and leaves build files inside it); the .deb files and
 # OUTDIR/build.log end up in OUTDIR. Then lintian, when installed, checks
-# them: its errors fail, its warnings are printed. The bridge packages are
-# built (build profile pkg.goctx.bridges) when bridges/*/ exist.
+# them: its errors fail, its warnings are printed. A bridge's packages are
+# built (build profile pkg.goctx.NAME) when bridges/NAME/ exists.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
@@ -32,9 +32,12 @@ else
   (cd "$src" && tar --exclude=./build --exclude='./obj-*' -cf - .) | tar -C "$tree" -xf -
 fi
 profiles=
-if ls "$tree"/bridges/*/CMakeLists.txt >/dev/null 2>&1; then
-  profiles=-Ppkg.goctx.bridges
-fi
+for b in "$tree"/bridges/*/CMakeLists.txt; do
+  [ -f "$b" ] || continue
+  b=$(basename "$(dirname "$b")")
+  profiles=${profiles:+$profiles,}pkg.goctx.$b
+done
+profiles=${profiles:+-P$profiles}
 echo "deb: dpkg-buildpackage -us -uc -b${profiles:+ $profiles} in $tree (log: $out/build.log)"
 # shellcheck disable=SC2086  # $profiles is one word or none
 (cd "$tree" && sh "$here/quiet.sh" "$out/build.log" dpkg-buildpackage -us -uc -b $profiles)
