@@ -2,10 +2,11 @@
 #
 #   make deps      check the tools and libraries; as root, apt-get what is missing
 #   make           build the plain configuration (build/plain)
-#   make test      three configurations, each built and run with ctest:
+#   make test      four configurations, each built and run with ctest:
 #                    build/plain  gcc   -O2 -g
 #                    build/asan   clang ASan+UBSan
 #                    build/tsan   gcc   TSan
+#                    build/portable clang ASan+UBSan, GOCTX_PORTABLE=ON (POSIX backend)
 #   make demo      build, then run every example (and `seed` last)
 #                  (build steps are quiet: their output goes to build/*/build.log,
 #                  shown only if a step fails; V=1 shows it as it comes)
@@ -108,6 +109,7 @@ test: deps
 	@$(MAKE) --no-print-directory test-plain
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory test-tsan
+	@$(MAKE) --no-print-directory test-portable
 	@sh tools/ctest.sh --print $(B)/test-summary.txt
 
 test-plain: build
@@ -127,6 +129,15 @@ test-tsan: $(B)/tsan/tsan-probe
 	@$(QUIET) $(B)/tsan/build.log $(CMAKE) --build $(B)/tsan -j $(JOBS)
 	@$(call tsan_prefix,$(B)/tsan/tsan-probe); \
 	$(RUN_CTEST) tsan $(B)/tsan $$run $(CTEST) --output-on-failure -j$(CTEST_JOBS)
+
+# The POSIX backend of src/os (parking lot, socket pair) on Linux.
+.PHONY: test-portable
+test-portable:
+	@echo "build: clang ASan+UBSan -O1 -g, GOCTX_PORTABLE=ON in $(B)/portable (log: $(B)/portable/build.log)"
+	@rm -f $(B)/portable/build.log
+	@$(QUIET) $(B)/portable/build.log $(call configure,$(B)/portable,clang,address,-O1 -g,-DGOCTX_PORTABLE=ON)
+	@$(QUIET) $(B)/portable/build.log $(CMAKE) --build $(B)/portable -j $(JOBS)
+	@$(RUN_CTEST) portable $(B)/portable $(CTEST) --output-on-failure -j$(CTEST_JOBS)
 
 # A threaded do-nothing program built like the TSan tests, to see if TSan runs.
 $(B)/tsan/tsan-probe:
