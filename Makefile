@@ -12,7 +12,8 @@
 #                  shown only if a step fails; V=1 shows it as it comes)
 #   make install   install the plain build under PREFIX (/usr/local)
 #   make abi-update  record the plain build's ABI as the baseline, abi/*.abi
-#                  (after adding functions, or with a soname bump: README, "Releases")
+#                  (after adding functions, or with a soname bump: README, "Symbols, ABI")
+#   make deb       the Debian packages (debian/) in build/deb/, checked by lintian
 #   make bench     optimised build (build/bench); $(SHARED)/bench/compare on goctx-bench
 #   make scaling   redraw docs/scaling.png (goctx and Go, 1k..1M timers and nodes)
 #   make valgrind  memcheck over every test and example (also: make helgrind, make drd;
@@ -76,6 +77,9 @@ deps:
 	have abidiff    || pkgs="$$pkgs abigail-tools"; \
 	have scdoc      || pkgs="$$pkgs scdoc"; \
 	have groff      || pkgs="$$pkgs groff-base"; \
+	have dpkg-buildpackage || pkgs="$$pkgs dpkg-dev"; \
+	have dh         || pkgs="$$pkgs debhelper"; \
+	have lintian    || pkgs="$$pkgs lintian"; \
 	{ have pkg-config && pkg-config --exists cmocka; } || pkgs="$$pkgs libcmocka-dev"; \
 	if have clang && ! echo 'int main(void){return 0;}' | \
 	     clang -fsanitize=address,undefined -x c -o /dev/null - >/dev/null 2>&1; then \
@@ -161,6 +165,12 @@ install: build
 abi-update: build
 	@sh tests/ship/install.sh $(B)/plain $(B)/plain/abi-prefix $(CMAKE) >/dev/null
 	@sh tests/ship/abi.sh --update $(B)/plain/abi-prefix .
+
+# Built from a copy of the sources (tools/deb.sh); the test ship_deb builds
+# them too, unpacks them and builds tests/consumer against them.
+.PHONY: deb
+deb: deps
+	@sh tools/deb.sh $(B)/deb
 
 bench:
 	$(CMAKE) -S . -B $(B)/bench -DCMAKE_C_COMPILER=gcc -DGOCTX_SANITIZE= \
