@@ -1,11 +1,29 @@
 /* format.c: Go's String() form of a context, and error words. */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "internal.h"
+
+/* Go 1.26's cause of a signal context: strsignal's words with a lower-case
+ * first letter, then " signal received". sigdescr_np is thread-safe and
+ * static; the result lives in a buffer of this thread's. */
+static const char *signal_words(int sig)
+{
+	static _Thread_local char words[96];
+	const char *d = sigdescr_np(sig);
+	if (!d) {
+		snprintf(words, sizeof words, "signal %d signal received", sig);
+		return words;
+	}
+	snprintf(words, sizeof words, "%s signal received", d);
+	if (words[0] >= 'A' && words[0] <= 'Z')
+		words[0] = (char)(words[0] - 'A' + 'a');
+	return words;
+}
 
 const char *ctx_strerror(int err)
 {
@@ -15,6 +33,8 @@ const char *ctx_strerror(int err)
 	case ETIMEDOUT:
 		return "context deadline exceeded";
 	default: {
+		if ((err & ~0xff) == CTX__CAUSE_SIGNAL_BIT && (err & 0xff) > 0 && (err & 0xff) < NSIG)
+			return signal_words(err & 0xff);
 		/* strerrordesc_np is thread-safe and static, unlike strerror;
 		 * a number it does not know gets strerror's words, in a buffer of
 		 * this thread's. */
@@ -171,6 +191,13 @@ static void put_layer(struct out *o, const struct ctx *c)
 	case CTX__WITHOUT:
 		put(o, ".WithoutCancel");
 		break;
+	case CTX__EXT: {
+		const struct ctx__ext *e = (const struct ctx__ext *)c;
+		char tmp[256];
+		e->ops->format(e, tmp, sizeof tmp);
+		put(o, "%s", tmp);
+		break;
+	}
 	default:
 		break;
 	}
