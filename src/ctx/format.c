@@ -1,5 +1,6 @@
 /* format.c: Go's String() form of a context, and error words. */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +44,36 @@ static const char *libc_words(int err)
 #endif
 }
 
+/* libc's name of a signal as a static, thread-safe string, or NULL. */
+static const char *libc_signal_words(int sig)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+	return sigdescr_np(sig); /* thread-safe and static, unlike strsignal */
+#elif defined(__linux__) && !defined(__GLIBC__)
+	return strsignal(sig); /* musl: static strings, thread-safe */
+#else
+	(void)sig;
+	return NULL; /* BSD/macOS: strsignal may share a buffer; the number only */
+#endif
+}
+
+/* Go 1.26's cause of a signal context: strsignal's words with a lower-case
+ * first letter, then " signal received". The result lives in a buffer
+ * of this thread's. */
+static const char *signal_words(int sig)
+{
+	static _Thread_local char words[96];
+	const char *d = libc_signal_words(sig);
+	if (!d) {
+		snprintf(words, sizeof words, "signal %d signal received", sig);
+		return words;
+	}
+	snprintf(words, sizeof words, "%s signal received", d);
+	if (words[0] >= 'A' && words[0] <= 'Z')
+		words[0] = (char)(words[0] - 'A' + 'a');
+	return words;
+}
+
 const char *ctx_strerror(int err)
 {
 	switch (err) {
@@ -51,6 +82,8 @@ const char *ctx_strerror(int err)
 	case ETIMEDOUT:
 		return "context deadline exceeded";
 	default: {
+		if ((err & ~0xff) == CTX__CAUSE_SIGNAL_BIT && (err & 0xff) > 0 && (err & 0xff) < NSIG)
+			return signal_words(err & 0xff);
 		/* A number libc does not know gets strerror's words, in a buffer
 		 * of this thread's. */
 		const char *s = libc_words(err);
@@ -203,6 +236,13 @@ static void put_layer(struct out *o, const struct ctx *c)
 	case CTX__WITHOUT:
 		put(o, ".WithoutCancel");
 		break;
+	case CTX__EXT: {
+		const struct ctx__ext *e = (const struct ctx__ext *)c;
+		char tmp[256];
+		e->ops->format(e, tmp, sizeof tmp);
+		put(o, "%s", tmp);
+		break;
+	}
 	default:
 		break;
 	}
