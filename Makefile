@@ -14,6 +14,7 @@
 #                  slow, not part of make test; suppressions in tests/*.supp)
 #   make fuzz      clang+ASan build (build/fuzz) of goctx-fuzz, run FUZZ_SECONDS on
 #                  fuzz/corpus (new inputs go to build/fuzz/fuzz/corpus-run)
+#   make fuzz-chan the same for goctx-fuzz-chan (channels) on fuzz/corpus-chan
 #   make stress    TSan build (build/tsan) of goctx-stress, run for DURATION seconds
 #   make clean
 
@@ -51,7 +52,7 @@ run=""; \
 	fi
 endef
 
-.PHONY: all build deps test test-plain test-asan test-tsan demo install bench scaling fuzz stress clean
+.PHONY: all build deps test test-plain test-asan test-tsan demo install bench scaling fuzz fuzz-chan stress clean
 
 all: build
 
@@ -141,6 +142,13 @@ fuzz:
 	mkdir -p $(B)/fuzz/fuzz/corpus-run
 	$(B)/fuzz/fuzz/goctx-fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  $(B)/fuzz/fuzz/corpus-run fuzz/corpus
+
+fuzz-chan:
+	$(call configure,$(B)/fuzz,clang,address,-O1 -g,-DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF)
+	$(CMAKE) --build $(B)/fuzz -j $(JOBS) --target goctx-fuzz-chan
+	mkdir -p $(B)/fuzz/fuzz/corpus-chan-run
+	$(B)/fuzz/fuzz/goctx-fuzz-chan -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  $(B)/fuzz/fuzz/corpus-chan-run fuzz/corpus-chan
 
 stress: $(B)/tsan/tsan-probe
 	$(call configure,$(B)/tsan,gcc,thread,-O1 -g)
