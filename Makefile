@@ -8,7 +8,8 @@
 #                    build/tsan   gcc   TSan
 #   make demo      build, then run every example (and `seed` last)
 #   make install   install the plain build under PREFIX (/usr/local)
-#   make bench     optimised build (build/bench); $(SHARED)/bench/compare on goctx-bench
+#   make bench     optimised build (build/bench); bench/run.sh: one table of every op,
+#                  goctx and its peers (shared/bench peers, bench/go-*) from one run
 #   make scaling   redraw docs/scaling.png (goctx and Go, 1k..1M timers and nodes)
 #   make valgrind  memcheck over every test and example (also: make helgrind, make drd;
 #                  slow, not part of make test; suppressions in tests/*.supp)
@@ -125,8 +126,8 @@ bench:
 	$(CMAKE) -S . -B $(B)/bench -DCMAKE_C_COMPILER=gcc -DGOCTX_SANITIZE= \
 	  -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
 	  -DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF
-	$(CMAKE) --build $(B)/bench -j $(JOBS) --target goctx-bench
-	$(SHARED)/bench/compare -- $(B)/bench/bench/goctx-bench
+	$(CMAKE) --build $(B)/bench -j $(JOBS)
+	SHARED=$(SHARED) bench/run.sh $(B)/bench
 
 # The scaling chart (docs/scaling.png): goctx and Go as timers and trees grow.
 scaling:
