@@ -199,7 +199,9 @@ static void *worker_main(void *p)
 		if (w.then)
 			w.then(w.then_arg);
 	} while (park(&w));
-	atomic_fetch_sub_explicit(&pool.threads, 1, memory_order_relaxed);
+	/* Release: whoever sees the count drop (the tests' drain) sees all
+	 * this thread did. */
+	atomic_fetch_sub_explicit(&pool.threads, 1, memory_order_release);
 	return NULL;
 }
 
@@ -321,7 +323,7 @@ void chan__go_set_idle(ctx_duration_t d)
 	atomic_store_explicit(&pool.idle_ns, d > 0 ? d : CHAN__GO_IDLE_NS, memory_order_relaxed);
 }
 
-size_t chan__go_threads(void) { return atomic_load_explicit(&pool.threads, memory_order_relaxed); }
+size_t chan__go_threads(void) { return atomic_load_explicit(&pool.threads, memory_order_acquire); }
 
 size_t chan__go_parked(void)
 {

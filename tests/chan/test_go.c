@@ -43,6 +43,7 @@ static void wait_until(bool (*cond)(void), const char *what)
 
 static bool no_threads(void) { return chan__go_threads() == 0; }
 static bool one_parked(void) { return chan__go_parked() == 1; }
+static bool some_parked(void) { return chan__go_parked() >= 1; }
 
 /* Let every cached thread exit, then restore the default idle time. */
 static void drain_cache(void)
@@ -220,9 +221,9 @@ static void test_go_many_blocked(void **state)
 		recv_bounded(g.started, NULL, NULL);
 	assert_true(chan__go_threads() >= (size_t)n);
 	assert_int_equal(chan_close(g.gate), 0);
+	drain_cache(); /* every function has returned: the channels are unused */
 	chan_release(g.started);
 	chan_release(g.gate);
-	drain_cache();
 }
 
 /* ---- join from inside ---- */
@@ -252,10 +253,12 @@ static void test_go_join_self(void **state)
 
 /* ---- fork ---- */
 
+/* p: a channel reference of its own, released when done. */
 static void send_one(void *p)
 {
 	int one = 1;
 	chan_send(p, &one);
+	chan_release(p);
 }
 
 static void test_go_fork(void **state)
@@ -263,9 +266,9 @@ static void test_go_fork(void **state)
 	(void)state;
 	chan_t *out = chan_make(sizeof(int), 1);
 	int v;
-	assert_int_equal(chan_go(send_one, out), 0);
+	assert_int_equal(chan_go(send_one, chan_retain(out)), 0);
 	recv_bounded(out, &v, NULL);
-	wait_until(one_parked, "a thread parked");
+	wait_until(some_parked, "a thread parked");
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -273,7 +276,7 @@ static void test_go_fork(void **state)
 		if (chan__go_parked() != 0 || chan__go_threads() != 0)
 			_exit(2);
 		for (int i = 0; i < 3; i++) {
-			if (chan_go(send_one, out) != 0)
+			if (chan_go(send_one, chan_retain(out)) != 0)
 				_exit(3);
 			chan_case_t cs[1] = {CHAN_CASE_RECV(out, &v)};
 			size_t fired;
@@ -287,7 +290,7 @@ static void test_go_fork(void **state)
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	/* The parent's cache is untouched. */
-	assert_int_equal(chan_go(send_one, out), 0);
+	assert_int_equal(chan_go(send_one, chan_retain(out)), 0);
 	recv_bounded(out, &v, NULL);
 	chan_release(out);
 }
