@@ -14,7 +14,8 @@
 #   make abi-update  record the plain build's ABI as the baseline, abi/*.abi
 #                  (after adding functions, or with a soname bump: README, "Symbols, ABI")
 #   make deb       the Debian packages (debian/) in build/deb/, checked by lintian
-#   make bench     optimised build (build/bench); $(SHARED)/bench/compare on goctx-bench
+#   make bench     optimised build (build/bench); bench/run.sh: one table of every op,
+#                  goctx and its peers (shared/bench peers, bench/go-*) from one run
 #   make scaling   redraw docs/scaling.png (goctx and Go, 1k..1M timers and nodes)
 #   make valgrind  memcheck over every test and example (also: make helgrind, make drd;
 #                  slow, not part of make test; suppressions in tests/*.supp)
@@ -23,6 +24,7 @@
 #                  (make deps-ports installs its tools)
 #   make fuzz      clang+ASan build (build/fuzz) of goctx-fuzz, run FUZZ_SECONDS on
 #                  fuzz/corpus (new inputs go to build/fuzz/fuzz/corpus-run)
+#   make fuzz-chan the same for goctx-fuzz-chan (channels) on fuzz/corpus-chan
 #   make stress    TSan build (build/tsan) of goctx-stress, run for DURATION seconds
 #   make clean
 
@@ -62,7 +64,7 @@ run=""; \
 	fi
 endef
 
-.PHONY: all build deps test test-plain test-asan test-tsan demo install bench scaling fuzz stress clean
+.PHONY: all build deps test test-plain test-asan test-tsan demo install bench scaling fuzz fuzz-chan stress clean
 
 all: build
 
@@ -176,8 +178,8 @@ bench:
 	$(CMAKE) -S . -B $(B)/bench -DCMAKE_C_COMPILER=gcc -DGOCTX_SANITIZE= \
 	  -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
 	  -DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF
-	$(CMAKE) --build $(B)/bench -j $(JOBS) --target goctx-bench
-	$(SHARED)/bench/compare -- $(B)/bench/bench/goctx-bench
+	$(CMAKE) --build $(B)/bench -j $(JOBS)
+	SHARED=$(SHARED) bench/run.sh $(B)/bench
 
 # The scaling chart (docs/scaling.png): goctx and Go as timers and trees grow.
 scaling:
@@ -193,6 +195,13 @@ fuzz:
 	mkdir -p $(B)/fuzz/fuzz/corpus-run
 	$(B)/fuzz/fuzz/goctx-fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  $(B)/fuzz/fuzz/corpus-run fuzz/corpus
+
+fuzz-chan:
+	$(call configure,$(B)/fuzz,clang,address,-O1 -g,-DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF)
+	$(CMAKE) --build $(B)/fuzz -j $(JOBS) --target goctx-fuzz-chan
+	mkdir -p $(B)/fuzz/fuzz/corpus-chan-run
+	$(B)/fuzz/fuzz/goctx-fuzz-chan -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  $(B)/fuzz/fuzz/corpus-chan-run fuzz/corpus-chan
 
 stress: $(B)/tsan/tsan-probe
 	$(call configure,$(B)/tsan,gcc,thread,-O1 -g)

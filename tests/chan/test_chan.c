@@ -8,10 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "goctx.h"
+#include "chan/go.h"
 #include "goctx/chan.h"
 #include "chan/testing.h"
 #include "util.h"
@@ -541,7 +543,26 @@ static void test_out_of_memory(void **state)
 	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case wakes chan_select",
 	                            chan_select(big, 9, CTX_FOREVER, &fired)), ENOMEM);
 	assert_int_equal(chan_select(big, 9, 0, &fired), EAGAIN); /* no need to allocate */
+	/* chan_go allocates only to start a thread: with none parked it fails
+	 * (after the idle time every cached thread is gone), with one parked
+	 * it needs no memory. */
+	chan__go_set_idle(CTX_MILLISECOND);
+	for (int i = 0; i < 20000 && chan__go_threads() != 0; i++) {
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+	}
+	assert_int_equal(chan__go_threads(), 0);
+	chan__go_set_idle(0);
 	assert_int_equal(chan_go(counting_free, NULL), ENOMEM);
+	atomic_store(&fail_allocs, false);
+	assert_int_equal(chan_go(counting_free, NULL), 0);
+	for (int i = 0; i < 20000 && chan__go_parked() != 1; i++) {
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+	}
+	assert_int_equal(chan__go_parked(), 1);
+	atomic_store(&fail_allocs, true);
+	assert_int_equal(chan_go(counting_free, NULL), 0);
 	atomic_store(&fail_allocs, false);
 	assert_int_equal(chan_try_send(c, &v), EAGAIN);
 	ctx_cancel(cancel);
