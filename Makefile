@@ -6,7 +6,8 @@
 #                    build/plain  gcc   -O2 -g
 #                    build/asan   clang ASan+UBSan
 #                    build/tsan   gcc   TSan
-#   make demo      build, then run every example (and `seed` last)
+#   make demo      build, then run every example (and `seed` last; examples/NAME.sh
+#                  instead of the program when there is one)
 #   make install   install the plain build under PREFIX (/usr/local)
 #   make bench     optimised build (build/bench); $(SHARED)/bench/compare on goctx-bench
 #   make scaling   redraw docs/scaling.png (goctx and Go, 1k..1M timers and nodes)
@@ -114,7 +115,8 @@ demo: deps build
 	[ -f examples/seed.c ] && names="$$names seed"; \
 	for n in $$names; do \
 	  echo; echo "===== examples/$$n ====="; \
-	  $(B)/plain/examples/$$n || { echo "===== examples/$$n FAILED (exit $$?)"; exit 1; }; \
+	  if [ -f examples/$$n.sh ]; then sh examples/$$n.sh $(B)/plain/examples; else $(B)/plain/examples/$$n; fi \
+	    || { echo "===== examples/$$n FAILED (exit $$?)"; exit 1; }; \
 	done; echo; echo "===== demo: all examples passed"
 
 install: build
