@@ -64,6 +64,10 @@ deps:
 	have clang      || pkgs="$$pkgs clang"; \
 	have pkg-config || pkgs="$$pkgs pkg-config"; \
 	{ have pkg-config && pkg-config --exists cmocka; } || pkgs="$$pkgs libcmocka-dev"; \
+	have curl       || pkgs="$$pkgs curl"; \
+	have wrk        || pkgs="$$pkgs wrk"; \
+	have python3    || pkgs="$$pkgs python3"; \
+	have ip         || pkgs="$$pkgs iproute2"; \
 	if have clang && ! echo 'int main(void){return 0;}' | \
 	     clang -fsanitize=address,undefined -x c -o /dev/null - >/dev/null 2>&1; then \
 	  pkgs="$$pkgs libclang-rt-$$(clang -dumpversion | cut -d. -f1)-dev"; \

@@ -57,6 +57,7 @@
 #if __has_include(<goctx/signal.h>) && __has_include(<goctx/sync.h>)
 #include <goctx/signal.h>
 #include <goctx/sync.h>
+static void httpd_signals_join(void) {}
 #else
 #include "httpd_compat.h" /* until goctx/signal.h and goctx/sync.h land */
 #endif
@@ -79,6 +80,7 @@ static struct {
 } stats;
 
 struct conn {
+	ctx_t *ctx; /* the connection's context */
 	int fd;
 	char buf[MAX_HEADER + 1];
 	size_t have; /* bytes in buf (a pipelined request may follow the current one) */
@@ -102,9 +104,8 @@ static const char *reason(int code)
 	}
 }
 
-/* Writes one answer under ctx (the request's or the connection's). false
- * when the peer is gone. */
-static bool answer(ctx_t *ctx, struct conn *c, int code, const char *body, size_t len)
+/* Writes one answer. false when the peer is gone. */
+static bool answer(struct conn *c, int code, const char *body, size_t len)
 {
 	if (code == 200)
 		atomic_fetch_add(&stats.ok, 1);
@@ -118,10 +119,10 @@ static bool answer(ctx_t *ctx, struct conn *c, int code, const char *body, size_
 	int n = snprintf(head, sizeof head,
 	                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n",
 	                 code, reason(code), len, c->close_after ? "Connection: close\r\n" : "");
-	/* A write deadline of its own: a request context that just expired
-	 * must still be able to say 504. */
+	/* A write deadline of its own, under the connection (not the request:
+	 * a request whose deadline just passed must still be able to say 504). */
 	ctx_cancel_t *wc;
-	ctx_t *w = ctx_with_timeout(ctx, cfg.request_ms * CTX_MILLISECOND, &wc);
+	ctx_t *w = ctx_with_timeout(c->ctx, cfg.request_ms * CTX_MILLISECOND, &wc);
 	if (!w)
 		return false;
 	int e = ctx_write_all(w, c->fd, head, (size_t)n, NULL);
@@ -134,9 +135,9 @@ static bool answer(ctx_t *ctx, struct conn *c, int code, const char *body, size_
 	return e == 0;
 }
 
-static bool answer_text(ctx_t *ctx, struct conn *c, int code, const char *text)
+static bool answer_text(struct conn *c, int code, const char *text)
 {
-	return answer(ctx, c, code, text, strlen(text));
+	return answer(c, code, text, strlen(text));
 }
 
 /* ---- reading a request ---- */
@@ -266,13 +267,13 @@ static bool serve(ctx_t *conn, struct conn *c, struct request *r, size_t head_le
 	c->close_after = r->close || (http10 && !r->keep_alive);
 	if (r->chunked) {
 		c->close_after = true;
-		answer_text(conn, c, 501, "chunked bodies are not supported\n");
+		answer_text(c, 501, "chunked bodies are not supported\n");
 		return false;
 	}
 	long blen = r->content_length < 0 ? 0 : r->content_length;
 	if (blen > MAX_BODY) {
 		c->close_after = true;
-		answer_text(conn, c, 413, "body too large\n");
+		answer_text(c, 413, "body too large\n");
 		return false;
 	}
 
@@ -287,7 +288,7 @@ static bool serve(ctx_t *conn, struct conn *c, struct request *r, size_t head_le
 		if (!rctx) {
 			rctx = req;
 			c->close_after = true;
-			answer_text(conn, c, 400, "malformed grpc-timeout\n");
+			answer_text(c, 400, "malformed grpc-timeout\n");
 			ctx_cancel(rc);
 			ctx_release(req);
 			return false;
@@ -312,7 +313,7 @@ static bool serve(ctx_t *conn, struct conn *c, struct request *r, size_t head_le
 			if (n <= 0) {
 				if (n < 0 && errno == ETIMEDOUT) {
 					c->close_after = true;
-					answer_text(conn, c, 504, "context deadline exceeded\n");
+					answer_text(c, 504, "context deadline exceeded\n");
 				} else if (n == 0 || errno == ECONNRESET) {
 					atomic_fetch_add(&stats.reset, 1);
 				}
@@ -328,22 +329,22 @@ static bool serve(ctx_t *conn, struct conn *c, struct request *r, size_t head_le
 
 	if (path_is(r->target, "/hello")) {
 		if (strcmp(r->method, "GET"))
-			keep = answer_text(rctx, c, 405, "GET only\n");
+			keep = answer_text(c, 405, "GET only\n");
 		else
-			keep = answer_text(rctx, c, 200, "hello, world\n");
+			keep = answer_text(c, 200, "hello, world\n");
 	} else if (path_is(r->target, "/sleep")) {
 		long ms = query_ms(r->target);
 		if (ms < 0) {
-			keep = answer_text(rctx, c, 400, "/sleep?ms=N\n");
+			keep = answer_text(c, 400, "/sleep?ms=N\n");
 		} else {
 			int e = ctx_sleep(rctx, ms > LONG_MAX / CTX_MILLISECOND ? LONG_MAX : ms * CTX_MILLISECOND);
 			if (e == 0) {
 				char msg[64];
 				snprintf(msg, sizeof msg, "slept %ld ms\n", ms);
-				keep = answer_text(rctx, c, 200, msg);
+				keep = answer_text(c, 200, msg);
 			} else if (!ctx_done(conn)) {
 				/* The request's own deadline, not the server's end. */
-				keep = answer_text(rctx, c, 504, "context deadline exceeded\n");
+				keep = answer_text(c, 504, "context deadline exceeded\n");
 			} else {
 				atomic_fetch_add(&stats.killed, 1);
 				keep = false;
@@ -351,11 +352,11 @@ static bool serve(ctx_t *conn, struct conn *c, struct request *r, size_t head_le
 		}
 	} else if (path_is(r->target, "/echo")) {
 		if (strcmp(r->method, "POST") && strcmp(r->method, "PUT"))
-			keep = answer_text(rctx, c, 405, "POST a body\n");
+			keep = answer_text(c, 405, "POST a body\n");
 		else
-			keep = answer(rctx, c, 200, body, (size_t)blen);
+			keep = answer(c, 200, body, (size_t)blen);
 	} else {
-		keep = answer_text(rctx, c, 404, "not found\n");
+		keep = answer_text(c, 404, "not found\n");
 	}
 done:
 	free(body);
@@ -392,6 +393,7 @@ static void conn_main(void *arg)
 	struct conn *c = arg;
 	ctx_cancel_t *cc;
 	ctx_t *conn = ctx_with_cancel(hard, &cc);
+	c->ctx = conn;
 	if (!conn) {
 		close(c->fd);
 		free(c);
@@ -440,7 +442,7 @@ static void conn_main(void *arg)
 		}
 		if (e == 431) {
 			c->close_after = true;
-			answer_text(conn, c, 431, "request headers too large\n");
+			answer_text(c, 431, "request headers too large\n");
 			break;
 		}
 		if (e) {
@@ -455,7 +457,7 @@ static void conn_main(void *arg)
 		if (code) {
 			atomic_fetch_add(&stats.requests, 1);
 			c->close_after = true;
-			answer_text(conn, c, code, "malformed request\n");
+			answer_text(c, code, "malformed request\n");
 			break;
 		}
 		if (!serve(conn, c, &r, head_len))
@@ -606,6 +608,7 @@ int main(int argc, char **argv)
 		ctx_cancel(hard_cancel);
 	ctx_release(hard);
 	ctx_cancel(stop);
+	httpd_signals_join();
 	ctx_release(root);
 	return 0;
 }

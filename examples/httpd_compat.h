@@ -6,6 +6,8 @@
 #define CTX_CAUSE_SIGNAL(sig) (0x40000000 | (sig))
 
 static int compat_sig_pipe[2] = {-1, -1};
+static pthread_t compat_sig_thread;
+static bool compat_sig_started;
 
 static void compat_on_signal(int sig)
 {
@@ -32,10 +34,21 @@ static ctx_t *ctx_with_signals(ctx_t *parent, const int *sigs, size_t n, ctx_can
 		return c;
 	for (size_t i = 0; i < n; i++)
 		signal(sigs[i], compat_on_signal);
-	pthread_t t;
-	if (pthread_create(&t, NULL, compat_sig_main, ctx_cancel_dup(*stop)) == 0)
-		pthread_detach(t);
+	compat_sig_started = pthread_create(&compat_sig_thread, NULL, compat_sig_main,
+	                                    ctx_cancel_dup(*stop)) == 0;
 	return c;
+}
+
+/* The catching thread's cancel is over (it may still be running it when
+ * the context is seen done); call before the last release. */
+static void httpd_signals_join(void)
+{
+	if (!compat_sig_started)
+		return;
+	char z = 0;
+	ssize_t r = write(compat_sig_pipe[1], &z, 1); /* ends it if no signal came */
+	(void)r;
+	pthread_join(compat_sig_thread, NULL);
 }
 
 typedef struct {
