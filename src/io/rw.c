@@ -1,6 +1,17 @@
 /* rw.c: ctx_read and ctx_write_all. Each tries the operation in a form that
  * cannot wait first (so a ready descriptor costs one syscall and no
- * registration) and waits for readiness only on EAGAIN. */
+ * registration) and waits for readiness only on EAGAIN.
+ *
+ * Which form: recv/send with MSG_DONTWAIT on a socket (as cheap as read(2),
+ * and send takes MSG_NOSIGNAL), preadv2/pwritev2 with RWF_NOWAIT on the
+ * rest (the iovec path costs the kernel some 70 ns more than read(2) on a
+ * pipe). Telling them apart would cost a syscall per call, so each thread
+ * keeps a hint per descriptor number: "not a socket last time". The hint
+ * only picks which form is tried first, and both are correct on any
+ * descriptor (recv on a non-socket fails with ENOTSOCK and sets the hint;
+ * RWF_NOWAIT works on sockets too, and a write that way has SIGPIPE blocked
+ * and consumed), so a stale hint after a descriptor number is reused costs
+ * speed, never correctness; the slow path's fstat corrects it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,16 +30,43 @@ enum mode {
 	NEVER_WAITS, /* a regular file or block device: the plain call */
 };
 
+/* The hint: bit set = the descriptor was not a socket last time. */
+#define HINT_FDS 1024
+static _Thread_local uint64_t not_socket[HINT_FDS / 64];
+
+static bool hint_not_socket(int fd)
+{
+	return fd >= 0 && fd < HINT_FDS && ((not_socket[fd / 64] >> (fd % 64)) & 1);
+}
+
+static void hint_set(int fd, bool is_socket)
+{
+	if (fd < 0 || fd >= HINT_FDS)
+		return;
+	uint64_t bit = (uint64_t)1 << (fd % 64);
+	if (is_socket)
+		not_socket[fd / 64] &= ~bit;
+	else
+		not_socket[fd / 64] |= bit;
+}
+
 /* After the per-call form said EAGAIN or is not supported: what now. On a
  * blocking regular file RWF_NOWAIT says EAGAIN for data not in the page
- * cache, while poll says "ready": read it as read(2) would. */
+ * cache, while poll says "ready": read it as read(2) would. A socket
+ * always has its per-call form (MSG_DONTWAIT). */
 static enum mode classify(int fd, bool nowait_supported)
 {
+	struct stat st;
+	bool st_ok = fstat(fd, &st) == 0;
+	if (st_ok) {
+		hint_set(fd, S_ISSOCK(st.st_mode));
+		if (S_ISSOCK(st.st_mode))
+			return TRY_NOWAIT;
+	}
 	int fl = fcntl(fd, F_GETFL);
 	if (fl >= 0 && (fl & O_NONBLOCK))
 		return nowait_supported ? TRY_NOWAIT : PLAIN;
-	struct stat st;
-	if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+	if (st_ok && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
 		return NEVER_WAITS;
 	return nowait_supported ? TRY_NOWAIT : POLL_FIRST;
 }
@@ -52,11 +90,15 @@ ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len)
 		ssize_t r;
 		switch (m) {
 		case TRY_NOWAIT:
-			r = ctx__os_read_nowait(fd, buf, len);
-			if (r < 0 && no_nowait_form(errno)) {
-				/* Sockets have a per-call form of their own. */
+			if (!hint_not_socket(fd)) {
 				r = recv(fd, buf, len, MSG_DONTWAIT);
 				if (r < 0 && errno == ENOTSOCK) {
+					hint_set(fd, false);
+					continue;
+				}
+			} else {
+				r = ctx__os_read_nowait(fd, buf, len);
+				if (r < 0 && no_nowait_form(errno)) {
 					m = classify(fd, false);
 					classified = true;
 					continue;
@@ -199,8 +241,13 @@ int ctx_write_all(ctx_t *ctx, int fd, const void *buf, size_t len, size_t *writt
 	if (!len)
 		return 0;
 	const char *p = buf;
-	ssize_t r = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (r < 0 && errno == ENOTSOCK)
+	ssize_t r = -1;
+	if (!hint_not_socket(fd)) {
+		r = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (r < 0 && errno == ENOTSOCK)
+			hint_set(fd, false);
+	}
+	if (hint_not_socket(fd))
 		e = write_nosigpipe(ctx, fd, p, len, &done);
 	else
 		e = write_sock(ctx, fd, p, len, &done, r);
