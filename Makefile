@@ -10,6 +10,8 @@
 #                  instead of the program when there is one)
 #   make install   install the plain build under PREFIX (/usr/local)
 #   make bench     optimised build (build/bench); $(SHARED)/bench/compare on goctx-bench
+#   make bench-io  goctx-io-bench beside its Go peer (bench/go-io), then httpd beside
+#                  net/http (bench/go-httpd) under the same wrk run
 #   make scaling   redraw docs/scaling.png (goctx and Go, 1k..1M timers and nodes)
 #   make valgrind  memcheck over every test and example (also: make helgrind, make drd;
 #                  slow, not part of make test; suppressions in tests/*.supp)
@@ -132,6 +134,17 @@ bench:
 	  -DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF
 	$(CMAKE) --build $(B)/bench -j $(JOBS) --target goctx-bench
 	$(SHARED)/bench/compare -- $(B)/bench/bench/goctx-bench
+
+# I/O: goctx-io-bench and bench/go-io in one sitting, then examples/httpd
+# (the plain build, -O2) and bench/go-httpd under the same wrk run.
+.PHONY: bench-io
+bench-io: build
+	$(CMAKE) -S . -B $(B)/bench -DCMAKE_C_COMPILER=gcc -DGOCTX_SANITIZE= \
+	  -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
+	  -DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF
+	$(CMAKE) --build $(B)/bench -j $(JOBS) --target goctx-io-bench
+	bench/go-io/compare.sh $(B)/bench/bench/goctx-io-bench
+	bench/httpd_compare.sh $(B)/plain/examples/httpd
 
 # The scaling chart (docs/scaling.png): goctx and Go as timers and trees grow.
 scaling:

@@ -96,6 +96,7 @@ ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len)
 					hint_set(fd, false);
 					continue;
 				}
+				classified = true; /* a socket: nothing more to learn */
 			} else {
 				r = ctx__os_read_nowait(fd, buf, len);
 				if (r < 0 && no_nowait_form(errno)) {
