@@ -7,7 +7,8 @@
 #                    build/asan   clang ASan+UBSan
 #                    build/tsan   gcc   TSan
 #                    build/portable clang ASan+UBSan, GOCTX_PORTABLE=ON (POSIX backend)
-#   make demo      build, then run every example (and `seed` last)
+#   make demo      build, then run every example (and `seed` last; examples/NAME.sh
+#                  instead of the program when there is one)
 #                  (build steps are quiet: their output goes to build/*/build.log,
 #                  shown only if a step fails; V=1 shows it as it comes)
 #   make install   install the plain build under PREFIX (/usr/local)
@@ -16,6 +17,8 @@
 #   make deb       the Debian packages (debian/) in build/deb/, checked by lintian
 #   make bench     optimised build (build/bench); bench/run.sh: one table of every op,
 #                  goctx and its peers (shared/bench peers, bench/go-*) from one run
+#   make bench-io  goctx-io-bench beside its Go peer (bench/go-io), then httpd beside
+#                  net/http (bench/go-httpd) under the same wrk run
 #   make scaling   redraw docs/scaling.png (goctx and Go, 1k..1M timers and nodes)
 #   make valgrind  memcheck over every test and example (also: make helgrind, make drd;
 #                  slow, not part of make test; suppressions in tests/*.supp)
@@ -83,6 +86,10 @@ deps:
 	have dh         || pkgs="$$pkgs debhelper"; \
 	have lintian    || pkgs="$$pkgs lintian"; \
 	{ have pkg-config && pkg-config --exists cmocka; } || pkgs="$$pkgs libcmocka-dev"; \
+	have curl       || pkgs="$$pkgs curl"; \
+	have wrk        || pkgs="$$pkgs wrk"; \
+	have python3    || pkgs="$$pkgs python3"; \
+	have ip         || pkgs="$$pkgs iproute2"; \
 	if have clang && ! echo 'int main(void){return 0;}' | \
 	     clang -fsanitize=address,undefined -x c -o /dev/null - >/dev/null 2>&1; then \
 	  pkgs="$$pkgs libclang-rt-$$(clang -dumpversion | cut -d. -f1)-dev"; \
@@ -157,7 +164,8 @@ demo:
 	[ -f examples/seed.c ] && names="$$names seed"; \
 	for n in $$names; do \
 	  echo; echo "===== examples/$$n ====="; \
-	  $(B)/plain/examples/$$n || { echo "===== examples/$$n FAILED (exit $$?)"; exit 1; }; \
+	  if [ -f examples/$$n.sh ]; then sh examples/$$n.sh $(B)/plain/examples; else $(B)/plain/examples/$$n; fi \
+	    || { echo "===== examples/$$n FAILED (exit $$?)"; exit 1; }; \
 	done; echo; echo "===== demo: all examples passed"
 
 install: build
@@ -180,6 +188,17 @@ bench:
 	  -DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF
 	$(CMAKE) --build $(B)/bench -j $(JOBS)
 	SHARED=$(SHARED) bench/run.sh $(B)/bench
+
+# I/O: goctx-io-bench and bench/go-io in one sitting, then examples/httpd
+# (the plain build, -O2) and bench/go-httpd under the same wrk run.
+.PHONY: bench-io
+bench-io: build
+	$(CMAKE) -S . -B $(B)/bench -DCMAKE_C_COMPILER=gcc -DGOCTX_SANITIZE= \
+	  -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
+	  -DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF
+	$(CMAKE) --build $(B)/bench -j $(JOBS) --target goctx-io-bench
+	bench/go-io/compare.sh $(B)/bench/bench/goctx-io-bench
+	bench/httpd_compare.sh $(B)/plain/examples/httpd
 
 # The scaling chart (docs/scaling.png): goctx and Go as timers and trees grow.
 scaling:
