@@ -6,7 +6,8 @@
 #                    build/plain  gcc   -O2 -g
 #                    build/asan   clang ASan+UBSan
 #                    build/tsan   gcc   TSan
-#   make demo      build, then run every example (and `seed` last)
+#   make demo      build, then run every example (bridges/*/example.c as
+#                  NAME_example, then `seed` last)
 #   make install   install the plain build under PREFIX (/usr/local)
 #   make bench     optimised build (build/bench); $(SHARED)/bench/compare on goctx-bench
 #   make scaling   redraw docs/scaling.png (goctx and Go, 1k..1M timers and nodes)
@@ -63,6 +64,9 @@ deps:
 	have clang      || pkgs="$$pkgs clang"; \
 	have pkg-config || pkgs="$$pkgs pkg-config"; \
 	{ have pkg-config && pkg-config --exists cmocka; } || pkgs="$$pkgs libcmocka-dev"; \
+	{ have pkg-config && pkg-config --exists libuv; } || pkgs="$$pkgs libuv1-dev"; \
+	{ have pkg-config && pkg-config --exists gio-2.0 gio-unix-2.0; } || pkgs="$$pkgs libglib2.0-dev"; \
+	{ have pkg-config && pkg-config --exists libcurl; } || pkgs="$$pkgs libcurl4-openssl-dev"; \
 	if have clang && ! echo 'int main(void){return 0;}' | \
 	     clang -fsanitize=address,undefined -x c -o /dev/null - >/dev/null 2>&1; then \
 	  pkgs="$$pkgs libclang-rt-$$(clang -dumpversion | cut -d. -f1)-dev"; \
@@ -111,6 +115,9 @@ $(B)/tsan/tsan-probe:
 
 demo: deps build
 	@set -e; names=$$(cd examples && ls *.c 2>/dev/null | sed 's/\.c$$//' | LC_ALL=C sort | grep -vx seed || true); \
+	for b in $$(ls bridges/*/example.c 2>/dev/null | cut -d/ -f2); do \
+	  [ -x $(B)/plain/examples/$${b}_example ] && names="$$names $${b}_example"; \
+	done; \
 	[ -f examples/seed.c ] && names="$$names seed"; \
 	for n in $$names; do \
 	  echo; echo "===== examples/$$n ====="; \
