@@ -7,8 +7,9 @@
 #                    build/asan   clang ASan+UBSan
 #                    build/tsan   gcc   TSan
 #                    build/portable clang ASan+UBSan, GOCTX_PORTABLE=ON (POSIX backend)
-#   make demo      build, then run every example (and `seed` last; examples/NAME.sh
-#                  instead of the program when there is one)
+#   make demo      build, then run every example (bridges/*/example.c as
+#                  NAME_example; examples/NAME.sh instead of the program when
+#                  there is one; `seed` last)
 #                  (build steps are quiet: their output goes to build/*/build.log,
 #                  shown only if a step fails; V=1 shows it as it comes)
 #   make install   install the plain build under PREFIX (/usr/local)
@@ -90,6 +91,9 @@ deps:
 	have wrk        || pkgs="$$pkgs wrk"; \
 	have python3    || pkgs="$$pkgs python3"; \
 	have ip         || pkgs="$$pkgs iproute2"; \
+	{ have pkg-config && pkg-config --exists libuv; } || pkgs="$$pkgs libuv1-dev"; \
+	{ have pkg-config && pkg-config --exists gio-2.0 gio-unix-2.0; } || pkgs="$$pkgs libglib2.0-dev"; \
+	{ have pkg-config && pkg-config --exists libcurl; } || pkgs="$$pkgs libcurl4-openssl-dev"; \
 	if have clang && ! echo 'int main(void){return 0;}' | \
 	     clang -fsanitize=address,undefined -x c -o /dev/null - >/dev/null 2>&1; then \
 	  pkgs="$$pkgs libclang-rt-$$(clang -dumpversion | cut -d. -f1)-dev"; \
@@ -161,6 +165,9 @@ demo:
 	@echo "demo: building goctx and its examples, then running each example"
 	@$(MAKE) --no-print-directory deps build
 	@set -e; names=$$(cd examples && ls *.c 2>/dev/null | sed 's/\.c$$//' | LC_ALL=C sort | grep -vx seed || true); \
+	for b in $$(ls bridges/*/example.c 2>/dev/null | cut -d/ -f2); do \
+	  [ -x $(B)/plain/examples/$${b}_example ] && names="$$names $${b}_example"; \
+	done; \
 	[ -f examples/seed.c ] && names="$$names seed"; \
 	for n in $$names; do \
 	  echo; echo "===== examples/$$n ====="; \
