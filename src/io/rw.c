@@ -14,6 +14,7 @@
  * speed, never correctness; the slow path's fstat corrects it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -73,6 +74,26 @@ static enum mode classify(int fd, bool nowait_supported)
 
 static bool no_nowait_form(int e) { return e == EOPNOTSUPP || e == ENOSYS || e == EINVAL; }
 
+/* POLL_FIRST: a blocking descriptor with no per-call form (the POSIX
+ * backend). What is ready now costs one poll and no registration. */
+static int wait_first(ctx_t *ctx, int fd, short events)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+	int r;
+	while ((r = ctx__os_poll(&p, 1, 0)) < 0 && errno == EINTR)
+		;
+	if (r > 0)
+		return 0;
+	return ctx__io_wait1(ctx, fd, events);
+}
+
+/* A write to a blocking descriptor that poll called writable does not block
+ * for up to PIPE_BUF bytes; more could block past the context's end. */
+static size_t first_chunk(enum mode m, size_t left)
+{
+	return m == POLL_FIRST && left > PIPE_BUF ? PIPE_BUF : left;
+}
+
 ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len)
 {
 	if (!ctx || (!buf && len)) {
@@ -107,7 +128,7 @@ ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len)
 			}
 			break;
 		case POLL_FIRST:
-			if ((e = ctx__io_wait1(ctx, fd, POLLIN)) != 0) {
+			if ((e = wait_first(ctx, fd, POLLIN)) != 0) {
 				errno = e;
 				return -1;
 			}
@@ -165,7 +186,11 @@ static int write_other(ctx_t *ctx, int fd, const char *p, size_t len, size_t *do
 	bool classified = false;
 	for (;;) {
 		ssize_t r;
-		if (m == TRY_NOWAIT) {
+		if (m == TRY_NOWAIT && !hint_not_socket(fd)) {
+			/* A socket after all (the hint was stale): send's per-call
+			 * form, which exists where RWF_NOWAIT does not. */
+			r = send(fd, p + *done, len - *done, MSG_DONTWAIT | MSG_NOSIGNAL);
+		} else if (m == TRY_NOWAIT) {
 			r = ctx__os_write_nowait(fd, p + *done, len - *done);
 			if (r < 0 && no_nowait_form(errno)) {
 				m = classify(fd, false);
@@ -174,11 +199,11 @@ static int write_other(ctx_t *ctx, int fd, const char *p, size_t len, size_t *do
 			}
 		} else {
 			if (m == POLL_FIRST) {
-				int e = ctx__io_wait1(ctx, fd, POLLOUT);
+				int e = wait_first(ctx, fd, POLLOUT);
 				if (e)
 					return e;
 			}
-			r = write(fd, p + *done, len - *done);
+			r = write(fd, p + *done, first_chunk(m, len - *done));
 		}
 		if (r >= 0) {
 			*done += (size_t)r;
