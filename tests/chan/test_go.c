@@ -234,8 +234,10 @@ static void join_self(void *p)
 	chan_t *c = p;
 	chan_go_t *self;
 	recv_bounded(c, &self, NULL);
-	int r = chan_go_join(self);
-	chan_send(c, &r);
+	/* The channel's elements are pointer-sized: send a whole one. */
+	union { int r; void *p; } u = {.p = NULL};
+	u.r = chan_go_join(self);
+	chan_send(c, &u);
 }
 
 static void test_go_join_self(void **state)
