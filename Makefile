@@ -63,6 +63,7 @@ deps:
 	have clang      || pkgs="$$pkgs clang"; \
 	have pkg-config || pkgs="$$pkgs pkg-config"; \
 	{ have pkg-config && pkg-config --exists cmocka; } || pkgs="$$pkgs libcmocka-dev"; \
+	[ -d /usr/share/gocode/src/golang.org/x/sync ] || pkgs="$$pkgs golang-golang-x-sync-dev"; \
 	if have clang && ! echo 'int main(void){return 0;}' | \
 	     clang -fsanitize=address,undefined -x c -o /dev/null - >/dev/null 2>&1; then \
 	  pkgs="$$pkgs libclang-rt-$$(clang -dumpversion | cut -d. -f1)-dev"; \
