@@ -119,6 +119,12 @@ struct ctx__cnode {
 	struct ctx__node *children;  /* guarded by lock */
 };
 
+#if GOCTX_OS_LINUX && UINTPTR_MAX == UINT64_MAX
+/* One cache line on 64-bit Linux (the POSIX backend's done descriptor is two
+ * ints: 72 bytes there). */
+_Static_assert(sizeof(struct ctx__cnode) == 64, "a cancelable node is 64 bytes");
+#endif
+
 struct ctx__timer {
 	struct ctx__cnode c;
 	ctx_time_t deadline;       /* fixed */
@@ -231,6 +237,8 @@ static inline void ctx__unlock(_Atomic uint32_t *l)
 /* ---- clock.c ---- */
 void ctx__clock_set_fake(ctx_time_t (*now)(void));
 bool ctx__clock_is_fake(void);
+/* CLOCK_REALTIME in ns, or the test wall clock (ctx__set_wall_clock). */
+ctx_time_t ctx__wall_now(void);
 /* Saturating a + b for any b. */
 ctx_time_t ctx__add_sat(ctx_time_t a, ctx_duration_t b);
 
