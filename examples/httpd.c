@@ -54,12 +54,12 @@
 #include <goctx/io.h>
 #include <goctx/propagate.h>
 
-#if __has_include(<goctx/signal.h>) && __has_include(<goctx/sync.h>)
-#include <goctx/signal.h>
 #include <goctx/sync.h>
+#if __has_include(<goctx/signal.h>)
+#include <goctx/signal.h>
 static void httpd_signals_join(void) {}
 #else
-#include "httpd_compat.h" /* until goctx/signal.h and goctx/sync.h land */
+#include "httpd_compat.h" /* until goctx/signal.h lands */
 #endif
 
 #define MAX_HEADER 8192
