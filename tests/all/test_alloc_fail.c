@@ -32,6 +32,7 @@
 #include "goctx/chan.h"
 #include "goctx/io.h"
 #include "ctx/testing.h"
+#include "chan/go.h"
 
 /* ---- the failing allocator ---- */
 
@@ -624,6 +625,13 @@ static void test_channels(void **state)
 	assert_true(walk_int("chan_recv_ctx (1 ms deadline)", call_recv_ctx, ETIMEDOUT) >= 1);
 	assert_true(walk_int("chan_go_start + chan_go_join", call_go_start, 0) >= 1);
 	int failed_go = atomic_load(&go_runs);
+	/* chan_go allocates only when no cached thread is parked: let the
+	 * cached ones leave first (their idle time, shortened). */
+	chan__go_set_idle(CTX_MILLISECOND);
+	for (int i = 0; i < 20000 && chan__go_threads() != 0; i++)
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	assert_int_equal(chan__go_threads(), 0);
+	chan__go_set_idle(0);
 	assert_true(walk_int("chan_go", call_go, 0) >= 1);
 	/* Every failed chan_go/chan_go_start ran nothing: one run per success. */
 	assert_int_equal(failed_go, before + 1);
