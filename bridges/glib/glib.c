@@ -24,11 +24,7 @@
  * moment finds the handle taken and does nothing; GSignal keeps its data
  * until it returns (the link is counted: handler and after-func).
  *
- * Source. GLib's cancellable source, with an after-func for the signal
- * handler: the after-func sets the ready time to 0, from any thread (GLib
- * allows this even while the last unref is under way, see
- * g_source_set_ready_time); finalize stops the after-func, waiting if it is
- * running, before the memory goes.
+ * Source: see "the source" below.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -162,22 +158,25 @@ ctx_t *ctx_glib_with_cancellable(ctx_t *parent, GCancellable *cancellable,
 
 /* ---- the source ---- */
 
+/* The source's only job on the loop thread: call the caller's callback with
+ * ctx. What makes it dispatch is its child, GLib's own cancellable source on
+ * a cancellable from ctx_glib_cancellable_new: the child's "cancelled"
+ * handler sets the child's ready time from the cancelling thread, and a
+ * ready child makes its parent dispatch (g_source_add_child_source). So the
+ * one cross-thread step on a GSource is GLib's, with GLib's own guard
+ * against a last g_source_unref racing the cancel (the resurrection in its
+ * dispose function); setting the ready time of our own source from an
+ * after-func instead trips g_source_set_ready_time's "ref_count > 0" check
+ * in that race (GLib 2.74). */
+
 struct ctx_source {
 	GSource source;
-	ctx_t *ctx;                   /* held until finalize */
-	_Atomic(ctx_after_t *) after; /* sets the ready time; stopped in finalize
-	                               * (maybe another thread: as to_gcancel's) */
+	ctx_t *ctx; /* held until finalize */
 };
-
-static void source_fire(void *arg)
-{
-	g_source_set_ready_time(arg, 0);
-}
 
 static gboolean source_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
 {
 	struct ctx_source *s = (struct ctx_source *)source;
-	g_source_set_ready_time(source, -1); /* once: a context is done only once */
 	if (!callback)
 		return G_SOURCE_REMOVE;
 	return ((ctx_glib_source_func)(void (*)(void))callback)(s->ctx, user_data);
@@ -185,9 +184,7 @@ static gboolean source_dispatch(GSource *source, GSourceFunc callback, gpointer 
 
 static void source_finalize(GSource *source)
 {
-	struct ctx_source *s = (struct ctx_source *)source;
-	ctx_after_stop(atomic_load_explicit(&s->after, memory_order_acquire));
-	ctx_release(s->ctx);
+	ctx_release(((struct ctx_source *)source)->ctx);
 }
 
 static GSourceFuncs source_funcs = {
@@ -197,22 +194,28 @@ static GSourceFuncs source_funcs = {
 	.finalize = source_finalize,
 };
 
+/* The child's own callback: its dispatch resets its ready time, so the pair
+ * dispatches once. */
+static gboolean child_dispatched(GCancellable *c, gpointer data)
+{
+	(void)c;
+	(void)data;
+	return G_SOURCE_CONTINUE;
+}
+
 GSource *ctx_glib_source_new(ctx_t *ctx)
 {
 	g_return_val_if_fail(ctx != NULL, NULL);
+	GCancellable *c = ctx_glib_cancellable_new(ctx);
+	if (!c)
+		return NULL; /* errno ENOMEM */
+	GSource *child = g_cancellable_source_new(c);
+	g_object_unref(c); /* the child holds it */
+	g_source_set_callback(child, (GSourceFunc)(void (*)(void))child_dispatched, NULL, NULL);
 	GSource *source = g_source_new(&source_funcs, sizeof(struct ctx_source));
-	struct ctx_source *s = (struct ctx_source *)source;
 	g_source_set_name(source, "goctx context");
-	s->ctx = ctx_retain(ctx);
-	/* For a context done already this sets the ready time at once. */
-	atomic_init(&s->after, NULL);
-	ctx_after_t *after;
-	int err = ctx_after_func(ctx, source_fire, source, &after);
-	if (err != 0) {
-		g_source_unref(source);
-		errno = err;
-		return NULL;
-	}
-	atomic_store_explicit(&s->after, after, memory_order_release);
+	((struct ctx_source *)source)->ctx = ctx_retain(ctx);
+	g_source_add_child_source(source, child);
+	g_source_unref(child); /* the parent holds it */
 	return source;
 }

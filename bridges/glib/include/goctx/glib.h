@@ -11,11 +11,13 @@
  *                                    when the GCancellable c is (cause
  *                                    CTX_GLIB_CAUSE_CANCELLED).
  *   ctx_glib_source_new(ctx)         a GSource that dispatches once ctx is
- *                                    done. No descriptor: like GLib's own
- *                                    g_cancellable_source_new, it sets its
- *                                    ready time to 0 from whichever thread
- *                                    cancelled, which wakes the GMainContext
- *                                    it is attached to.
+ *                                    done. No descriptor: its ready time is
+ *                                    set from whichever thread cancelled,
+ *                                    which wakes the GMainContext it is
+ *                                    attached to. (It is done by GLib's own
+ *                                    g_cancellable_source_new, as a child
+ *                                    source, on a cancellable from
+ *                                    ctx_glib_cancellable_new.)
  *
  *     GCancellable *c = ctx_glib_cancellable_new(ctx);
  *     gssize n = g_input_stream_read(in, buf, sizeof buf, c, &error);
@@ -45,7 +47,8 @@
  *  - ctx_glib_with_cancellable's context holds a reference to the
  *    GCancellable (and one "cancelled" handler on it) until the context is
  *    done; then the handler is disconnected and the reference dropped.
- *  - a source holds a reference to its context until the source is finalized.
+ *  - a source holds a reference to its context until the source is finalized
+ *    (and, through its child source, the cancellable linked to ctx).
  *
  * Errors: NULL arguments are programming errors, reported GLib's way
  * (g_return_val_if_fail: a critical warning, then NULL). A goctx allocation
@@ -91,8 +94,8 @@ typedef gboolean (*ctx_glib_source_func)(ctx_t *ctx, gpointer user_data);
  * g_source_attach to any GMainContext) that dispatches once ctx is done, on
  * the next iteration of its context if ctx is done already. It holds a
  * reference to ctx until it is finalized. Descriptor-free: no GPollFD, no
- * prepare or check function; the ready time does it. NULL with errno ENOMEM
- * if goctx runs out of memory. */
+ * prepare or check function; the ready time of its child does it. NULL with
+ * errno ENOMEM if goctx runs out of memory. */
 GSource *ctx_glib_source_new(ctx_t *ctx);
 
 G_END_DECLS
