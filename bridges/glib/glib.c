@@ -27,7 +27,9 @@
  * Source: see "the source" below.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "goctx/glib.h"
 
@@ -156,27 +158,69 @@ ctx_t *ctx_glib_with_cancellable(ctx_t *parent, GCancellable *cancellable,
 	return ctx;
 }
 
-/* ---- the source ---- */
-
-/* The source's only job on the loop thread: call the caller's callback with
- * ctx. What makes it dispatch is its child, GLib's own cancellable source on
- * a cancellable from ctx_glib_cancellable_new: the child's "cancelled"
- * handler sets the child's ready time from the cancelling thread, and a
- * ready child makes its parent dispatch (g_source_add_child_source). So the
- * one cross-thread step on a GSource is GLib's, with GLib's own guard
- * against a last g_source_unref racing the cancel (the resurrection in its
- * dispose function); setting the ready time of our own source from an
- * after-func instead trips g_source_set_ready_time's "ref_count > 0" check
- * in that race (GLib 2.74). */
+/* ---- the source ----
+ *
+ * The after-func sets the source's ready time to 0 from the cancelling
+ * thread, which wakes the GMainContext it is attached to. The hard part is
+ * GLib's: g_source_set_ready_time fails a critical on a source whose count
+ * is 0, and the count of an unattached source reaches 0 with no hook of
+ * ours before it (GLib's own cancellable source copes with a resurrection
+ * in its dispose function, which can leak a source in 2.74). So the
+ * after-func only touches a source that is attached and not destroyed: its
+ * GMainContext holds a reference then. "Not destroyed" needs a hook at
+ * destroy, which GSource has only for child sources: a destroyed source
+ * destroys and drops its children, and an unattached one drops them when
+ * freed. So each source has a child (struct ctx_hook) that is never ready;
+ * its finalize clears `alive` under `mu` and stops the after-func. The
+ * after-func holds `mu` while it reads the parent's GMainContext and sets
+ * the ready time; lock order: mu, then GLib's context lock (GLib calls a
+ * finalize with the context lock released).
+ *
+ * A source not yet attached when the context is done is caught by prepare,
+ * which also reports a done context, once (`fired`, loop thread only). */
 
 struct ctx_source {
 	GSource source;
-	ctx_t *ctx; /* held until finalize */
+	ctx_t *ctx;     /* held until finalize */
+	gboolean fired; /* the callback has been called; loop thread only */
 };
+
+struct ctx_hook {
+	GSource source;
+	pthread_mutex_t mu;
+	bool alive;                   /* parent attached-or-not but not destroyed; guarded by mu */
+	GSource *parent;              /* valid while alive */
+	_Atomic(ctx_after_t *) after; /* stopped in finalize (as to_gcancel's, ordered by GLib) */
+};
+
+static void source_fire(void *arg)
+{
+	struct ctx_hook *h = arg;
+	pthread_mutex_lock(&h->mu);
+	/* Attached and not destroyed: its GMainContext holds a reference. The
+	 * field is read directly (GSource's struct is public) because
+	 * g_source_get_context, like g_source_set_ready_time, fails a critical
+	 * on the count-0 unattached source this check is there to skip. An
+	 * attach racing this read is no loss: prepare sees the done context. */
+	if (h->alive && h->parent->context)
+		g_source_set_ready_time(h->parent, 0);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static gboolean source_prepare(GSource *source, gint *timeout)
+{
+	struct ctx_source *s = (struct ctx_source *)source;
+	*timeout = -1;
+	return !s->fired && ctx_done(s->ctx);
+}
 
 static gboolean source_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
 {
 	struct ctx_source *s = (struct ctx_source *)source;
+	g_source_set_ready_time(source, -1);
+	if (s->fired) /* woken again by a late source_fire: nothing to report */
+		return G_SOURCE_CONTINUE;
+	s->fired = TRUE;
 	if (!callback)
 		return G_SOURCE_REMOVE;
 	return ((ctx_glib_source_func)(void (*)(void))callback)(s->ctx, user_data);
@@ -188,33 +232,65 @@ static void source_finalize(GSource *source)
 }
 
 static GSourceFuncs source_funcs = {
-	.prepare = NULL,
+	.prepare = source_prepare,
 	.check = NULL,
 	.dispatch = source_dispatch,
 	.finalize = source_finalize,
 };
 
-/* The child's own callback: its dispatch resets its ready time, so the pair
- * dispatches once. */
-static gboolean child_dispatched(GCancellable *c, gpointer data)
+static gboolean hook_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
 {
-	(void)c;
-	(void)data;
-	return G_SOURCE_CONTINUE;
+	(void)source;
+	(void)callback;
+	(void)user_data;
+	return G_SOURCE_CONTINUE; /* never ready: never called */
 }
+
+static void hook_finalize(GSource *source)
+{
+	struct ctx_hook *h = (struct ctx_hook *)source;
+	pthread_mutex_lock(&h->mu);
+	h->alive = false;
+	pthread_mutex_unlock(&h->mu);
+	/* Waits for a source_fire running elsewhere; none starts after this. */
+	ctx_after_stop(atomic_load_explicit(&h->after, memory_order_acquire));
+	pthread_mutex_destroy(&h->mu);
+}
+
+static GSourceFuncs hook_funcs = {
+	.prepare = NULL,
+	.check = NULL,
+	.dispatch = hook_dispatch,
+	.finalize = hook_finalize,
+};
 
 GSource *ctx_glib_source_new(ctx_t *ctx)
 {
 	g_return_val_if_fail(ctx != NULL, NULL);
-	GCancellable *c = ctx_glib_cancellable_new(ctx);
-	if (!c)
-		return NULL; /* errno ENOMEM */
-	GSource *child = g_cancellable_source_new(c);
-	g_object_unref(c); /* the child holds it */
-	g_source_set_callback(child, (GSourceFunc)(void (*)(void))child_dispatched, NULL, NULL);
 	GSource *source = g_source_new(&source_funcs, sizeof(struct ctx_source));
+	struct ctx_source *s = (struct ctx_source *)source;
 	g_source_set_name(source, "goctx context");
-	((struct ctx_source *)source)->ctx = ctx_retain(ctx);
+	s->ctx = ctx_retain(ctx);
+	s->fired = FALSE;
+
+	GSource *child = g_source_new(&hook_funcs, sizeof(struct ctx_hook));
+	struct ctx_hook *h = (struct ctx_hook *)child;
+	g_source_set_name(child, "goctx context (destroy hook)");
+	pthread_mutex_init(&h->mu, NULL);
+	h->alive = true;
+	h->parent = source;
+	atomic_init(&h->after, NULL);
+	/* For a context done already source_fire finds the source unattached:
+	 * prepare reports it on the first iteration. */
+	ctx_after_t *after;
+	int err = ctx_after_func(ctx, source_fire, h, &after);
+	if (err != 0) {
+		g_source_unref(child);
+		g_source_unref(source);
+		errno = err;
+		return NULL;
+	}
+	atomic_store_explicit(&h->after, after, memory_order_release);
 	g_source_add_child_source(source, child);
 	g_source_unref(child); /* the parent holds it */
 	return source;

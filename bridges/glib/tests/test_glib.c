@@ -553,22 +553,27 @@ static void t_source_of_done_ctx_and_destroyed_source(void **state)
 	ut_assert_no_leak();
 }
 
-/* The source's last unref (this thread) races the cancel (another). */
+/* The source's destroy and last unref (this thread) race the cancel
+ * (another), for attached sources and for sources never attached (whose
+ * count reaches 0 with no hook before it). */
 static void t_source_unref_races_cancel(void **state)
 {
 	(void)state;
 	GMainContext *mc = g_main_context_new();
-	int rounds = UT_ITERS(2000);
+	int rounds = UT_ITERS(3000);
 	for (int i = 0; i < rounds; i++) {
 		ctx_cancel_t *cancel;
 		ctx_t *ctx = ctx_with_cancel(ctx_background(), &cancel);
 		GSource *s = ctx_glib_source_new(ctx);
-		g_source_attach(s, mc);
+		bool attach = i % 3 != 0;
+		if (attach)
+			g_source_attach(s, mc);
 		pthread_t t;
 		assert_int_equal(pthread_create(&t, NULL, cancel_thread, cancel), 0);
 		if (i % 2)
 			sched_yield();
-		g_source_destroy(s);
+		if (attach)
+			g_source_destroy(s);
 		g_source_unref(s);
 		assert_true(ut_join_ms(t, 10000, NULL));
 		ctx_release(ctx);

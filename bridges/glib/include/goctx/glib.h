@@ -14,10 +14,8 @@
  *                                    done. No descriptor: its ready time is
  *                                    set from whichever thread cancelled,
  *                                    which wakes the GMainContext it is
- *                                    attached to. (It is done by GLib's own
- *                                    g_cancellable_source_new, as a child
- *                                    source, on a cancellable from
- *                                    ctx_glib_cancellable_new.)
+ *                                    attached to, as GLib's own
+ *                                    g_cancellable_source_new does.
  *
  *     GCancellable *c = ctx_glib_cancellable_new(ctx);
  *     gssize n = g_input_stream_read(in, buf, sizeof buf, c, &error);
@@ -47,8 +45,7 @@
  *  - ctx_glib_with_cancellable's context holds a reference to the
  *    GCancellable (and one "cancelled" handler on it) until the context is
  *    done; then the handler is disconnected and the reference dropped.
- *  - a source holds a reference to its context until the source is finalized
- *    (and, through its child source, the cancellable linked to ctx).
+ *  - a source holds a reference to its context until the source is finalized.
  *
  * Errors: NULL arguments are programming errors, reported GLib's way
  * (g_return_val_if_fail: a critical warning, then NULL). A goctx allocation
@@ -93,9 +90,12 @@ typedef gboolean (*ctx_glib_source_func)(ctx_t *ctx, gpointer user_data);
 /* A new GSource (the caller owns the reference; attach it with
  * g_source_attach to any GMainContext) that dispatches once ctx is done, on
  * the next iteration of its context if ctx is done already. It holds a
- * reference to ctx until it is finalized. Descriptor-free: no GPollFD, no
- * prepare or check function; the ready time of its child does it. NULL with
- * errno ENOMEM if goctx runs out of memory. */
+ * reference to ctx until it is finalized. Descriptor-free: no GPollFD; the
+ * ready time wakes the context (and a prepare function, one atomic load,
+ * catches a context done before the source was attached). It has one child
+ * source of its own, never ready (GLib destroys children with their parent:
+ * that is how the after-func learns the source is gone). NULL with errno
+ * ENOMEM if goctx runs out of memory. */
 GSource *ctx_glib_source_new(ctx_t *ctx);
 
 G_END_DECLS
