@@ -132,14 +132,14 @@ ctx_t *ctx_glib_with_cancellable(ctx_t *parent, GCancellable *cancellable,
 	if (cancel)
 		*cancel = NULL;
 	g_return_val_if_fail(G_IS_CANCELLABLE(cancellable), (errno = EINVAL, NULL));
-	g_return_val_if_fail(cancel != NULL, (errno = EINVAL, NULL));
 	ctx_cancel_t *mine;
 	ctx_t *ctx = ctx_with_cancel(parent, &mine);
 	if (!ctx)
 		return NULL;
 	struct from_gcancel *l = g_new0(struct from_gcancel, 1);
 	atomic_init(&l->refs, 2);
-	atomic_init(&l->cancel, ctx_cancel_dup(mine));
+	/* With cancel NULL the caller never cancels: the link's is the only handle. */
+	atomic_init(&l->cancel, cancel ? ctx_cancel_dup(mine) : mine);
 	l->cancellable = g_object_ref(cancellable);
 	/* Calls the handler at once (and drops its reference) if cancellable is
 	 * cancelled already: ctx is then born done. */
@@ -148,13 +148,17 @@ ctx_t *ctx_glib_with_cancellable(ctx_t *parent, GCancellable *cancellable,
 	int err = ctx_after_func(ctx, from_gcancel_done, l, NULL);
 	if (err != 0) {
 		/* Undo as the after-func would, with the caller's handle too. */
-		ctx_cancel(mine);
+		if (cancel)
+			ctx_cancel(mine);
+		else
+			ctx_cancel(atomic_exchange(&l->cancel, NULL));
 		from_gcancel_done(l);
 		ctx_release(ctx);
 		errno = err;
 		return NULL;
 	}
-	*cancel = mine;
+	if (cancel)
+		*cancel = mine;
 	return ctx;
 }
 

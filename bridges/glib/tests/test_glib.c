@@ -291,6 +291,35 @@ static void t_ctx_cancelled_by_gcancellable(void **state)
 	ut_assert_no_leak();
 }
 
+/* No handle for the caller: the cancellable (or the parent) ends it, and
+ * everything is still freed. */
+static void t_ctx_without_handle(void **state)
+{
+	(void)state;
+	GCancellable *c = g_cancellable_new();
+	alive_t alive;
+	watch_object(c, &alive);
+	ctx_t *ctx = ctx_glib_with_cancellable(ctx_background(), c, NULL);
+	assert_non_null(ctx);
+	g_cancellable_cancel(c);
+	ut_assert_done(ctx, ECANCELED, CTX_GLIB_CAUSE_CANCELLED);
+	ctx_release(ctx);
+	g_object_unref(c);
+	assert_finalized(alive);
+
+	c = g_cancellable_new();
+	watch_object(c, &alive);
+	ctx_cancel_t *pcancel;
+	ctx_t *parent = ctx_with_cancel(ctx_background(), &pcancel);
+	ctx = ctx_glib_with_cancellable(parent, c, NULL);
+	ctx_release(ctx); /* the link's handle keeps it until the parent ends it */
+	ctx_cancel(pcancel);
+	ctx_release(parent);
+	g_object_unref(c);
+	assert_finalized(alive);
+	ut_assert_no_leak();
+}
+
 static void t_ctx_of_cancelled_gcancellable_born_done(void **state)
 {
 	(void)state;
@@ -645,6 +674,13 @@ static void t_enomem(void **state)
 			ctx_release(x);
 		}
 	}
+	/* The same without a handle for the caller. */
+	atomic_store(&fail_countdown, 2);
+	errno = 0;
+	assert_null(ctx_glib_with_cancellable(ctx, c, NULL));
+	atomic_store(&fail_countdown, 0);
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(ut_live(), live);
 	assert_false(g_cancellable_is_cancelled(c));
 	g_object_unref(c);
 	assert_finalized(alive);
@@ -664,6 +700,7 @@ int main(void)
 		cmocka_unit_test_setup(t_async_read_cut_by_deadline, ut_mark),
 		cmocka_unit_test_setup(t_socket_client_connect_cut_by_deadline, ut_mark),
 		cmocka_unit_test_setup(t_ctx_cancelled_by_gcancellable, ut_mark),
+		cmocka_unit_test_setup(t_ctx_without_handle, ut_mark),
 		cmocka_unit_test_setup(t_ctx_of_cancelled_gcancellable_born_done, ut_mark),
 		cmocka_unit_test_setup(t_ctx_done_first_lets_go, ut_mark),
 		cmocka_unit_test_setup(t_gcancel_races_ctx_cancel, ut_mark),

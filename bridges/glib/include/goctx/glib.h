@@ -72,9 +72,10 @@ G_BEGIN_DECLS
  * ENOMEM if goctx runs out of memory. */
 GCancellable *ctx_glib_cancellable_new(ctx_t *ctx);
 
-/* A child of parent (as ctx_with_cancel: *cancel must be used once) that is
- * also cancelled when `cancellable` is, with cause CTX_GLIB_CAUSE_CANCELLED;
- * born done with that cause if it already is. It holds a reference to
+/* A child of parent (as ctx_with_cancel: *cancel must be used once; cancel
+ * may be NULL when only the cancellable and the parent end it) that is also
+ * cancelled when `cancellable` is, with cause CTX_GLIB_CAUSE_CANCELLED; born
+ * done with that cause if it already is. It holds a reference to
  * `cancellable` until it is done. NULL with errno (EINVAL, ENOMEM) and
  * *cancel NULL on failure. */
 ctx_t *ctx_glib_with_cancellable(ctx_t *parent, GCancellable *cancellable,
