@@ -3,7 +3,15 @@
 # it with pkg-config and with CMake's find_package, and run what was built;
 # likewise tests/consumer/bridge_NAME.c for each bridge installed (goctx-NAME.pc).
 #   run.sh BUILD_DIR WORK_DIR [CMAKE [CC]]
+#   run.sh --prefix PREFIX WORK_DIR [CMAKE [CC]]   use an install already made
+#                                                  (tests/ship/deb.sh: packages)
 set -eu
+installed=
+if [ "$1" = --prefix ]; then
+  installed=$2
+  shift 2
+  set -- - "$@"
+fi
 build=$1
 work=$2
 cmake=${3:-cmake}
@@ -12,10 +20,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 rm -rf "$work"
 mkdir -p "$work"
-prefix=$work/prefix
-
-echo "== install into $prefix"
-"$cmake" --install "$build" --prefix "$prefix"
+if [ -n "$installed" ]; then
+  prefix=$installed
+else
+  prefix=$work/prefix
+  echo "== install into $prefix"
+  "$cmake" --install "$build" --prefix "$prefix"
+fi
 libdir=$(dirname "$(find "$prefix" -name goctx.pc)")/..
 libdir=$(cd "$libdir" && pwd)
 
