@@ -2,12 +2,17 @@
 #
 #   make deps      check the tools and libraries; as root, apt-get what is missing
 #   make           build the plain configuration (build/plain)
-#   make test      three configurations, each built and run with ctest:
+#   make test      four configurations, each built and run with ctest:
 #                    build/plain  gcc   -O2 -g
 #                    build/asan   clang ASan+UBSan
 #                    build/tsan   gcc   TSan
+#                    build/portable clang ASan+UBSan, GOCTX_PORTABLE=ON (POSIX backend)
 #   make demo      build, then run every example (and `seed` last)
+#                  (build steps are quiet: their output goes to build/*/build.log,
+#                  shown only if a step fails; V=1 shows it as it comes)
 #   make install   install the plain build under PREFIX (/usr/local)
+#   make abi-update  record the plain build's ABI as the baseline, abi/*.abi
+#                  (after adding functions, or with a soname bump: README, "Releases")
 #   make bench     optimised build (build/bench); bench/run.sh: one table of every op,
 #                  goctx and its peers (shared/bench peers, bench/go-*) from one run
 #   make scaling   redraw docs/scaling.png (goctx and Go, 1k..1M timers and nodes)
@@ -28,6 +33,8 @@ CTEST        ?= ctest
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_JOBS   ?= 2
 B            := build
+QUIET        := sh tools/quiet.sh
+RUN_CTEST    := SUMMARY=$(B)/test-summary.txt sh tools/ctest.sh
 
 export ASAN_OPTIONS  ?= detect_leaks=1:halt_on_error=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
@@ -64,6 +71,10 @@ deps:
 	have gcc        || pkgs="$$pkgs gcc"; \
 	have clang      || pkgs="$$pkgs clang"; \
 	have pkg-config || pkgs="$$pkgs pkg-config"; \
+	have g++        || pkgs="$$pkgs g++"; \
+	have abidiff    || pkgs="$$pkgs abigail-tools"; \
+	have scdoc      || pkgs="$$pkgs scdoc"; \
+	have groff      || pkgs="$$pkgs groff-base"; \
 	{ have pkg-config && pkg-config --exists cmocka; } || pkgs="$$pkgs libcmocka-dev"; \
 	if have clang && ! echo 'int main(void){return 0;}' | \
 	     clang -fsanitize=address,undefined -x c -o /dev/null - >/dev/null 2>&1; then \
@@ -81,37 +92,60 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y $$rt || exit 1; \
 	fi
 
+# Build steps run through $(QUIET) LOG ...: output in LOG, printed only on failure.
 build:
-	$(call configure,$(B)/plain,gcc,,-O2 -g)
-	$(CMAKE) --build $(B)/plain -j $(JOBS)
+	@echo "build: gcc -O2 -g in $(B)/plain (log: $(B)/plain/build.log)"
+	@rm -f $(B)/plain/build.log
+	@$(QUIET) $(B)/plain/build.log $(call configure,$(B)/plain,gcc,,-O2 -g)
+	@$(QUIET) $(B)/plain/build.log $(CMAKE) --build $(B)/plain -j $(JOBS)
 
+# Each test-* target runs its ctest through $(RUN_CTEST) NAME DIR ctest...:
+# the output goes to DIR/test.log (printed in full on failure), one summary
+# line is printed and kept for `make test` to print all of them at the end.
 test: deps
-	$(MAKE) --no-print-directory test-plain
-	$(MAKE) --no-print-directory test-asan
-	$(MAKE) --no-print-directory test-tsan
+	@rm -f $(B)/test-summary.txt
+	@$(MAKE) --no-print-directory test-plain
+	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-tsan
+	@$(MAKE) --no-print-directory test-portable
+	@sh tools/ctest.sh --print $(B)/test-summary.txt
 
 test-plain: build
-	cd $(B)/plain && $(CTEST) --output-on-failure -j$(CTEST_JOBS)
+	@$(RUN_CTEST) plain $(B)/plain $(CTEST) --output-on-failure -j$(CTEST_JOBS)
 
 test-asan:
-	$(call configure,$(B)/asan,clang,address,-O1 -g)
-	$(CMAKE) --build $(B)/asan -j $(JOBS)
-	cd $(B)/asan && $(CTEST) --output-on-failure -j$(CTEST_JOBS)
+	@echo "build: clang ASan+UBSan -O1 -g in $(B)/asan (log: $(B)/asan/build.log)"
+	@rm -f $(B)/asan/build.log
+	@$(QUIET) $(B)/asan/build.log $(call configure,$(B)/asan,clang,address,-O1 -g)
+	@$(QUIET) $(B)/asan/build.log $(CMAKE) --build $(B)/asan -j $(JOBS)
+	@$(RUN_CTEST) asan $(B)/asan $(CTEST) --output-on-failure -j$(CTEST_JOBS)
 
 test-tsan: $(B)/tsan/tsan-probe
-	$(call configure,$(B)/tsan,gcc,thread,-O1 -g)
-	$(CMAKE) --build $(B)/tsan -j $(JOBS)
+	@echo "build: gcc TSan -O1 -g in $(B)/tsan (log: $(B)/tsan/build.log)"
+	@rm -f $(B)/tsan/build.log
+	@$(QUIET) $(B)/tsan/build.log $(call configure,$(B)/tsan,gcc,thread,-O1 -g)
+	@$(QUIET) $(B)/tsan/build.log $(CMAKE) --build $(B)/tsan -j $(JOBS)
 	@$(call tsan_prefix,$(B)/tsan/tsan-probe); \
-	cd $(B)/tsan && echo "$$run $(CTEST) --output-on-failure -j$(CTEST_JOBS)" && \
-	$$run $(CTEST) --output-on-failure -j$(CTEST_JOBS)
+	$(RUN_CTEST) tsan $(B)/tsan $$run $(CTEST) --output-on-failure -j$(CTEST_JOBS)
+
+# The POSIX backend of src/os (parking lot, socket pair) on Linux.
+.PHONY: test-portable
+test-portable:
+	@echo "build: clang ASan+UBSan -O1 -g, GOCTX_PORTABLE=ON in $(B)/portable (log: $(B)/portable/build.log)"
+	@rm -f $(B)/portable/build.log
+	@$(QUIET) $(B)/portable/build.log $(call configure,$(B)/portable,clang,address,-O1 -g,-DGOCTX_PORTABLE=ON)
+	@$(QUIET) $(B)/portable/build.log $(CMAKE) --build $(B)/portable -j $(JOBS)
+	@$(RUN_CTEST) portable $(B)/portable $(CTEST) --output-on-failure -j$(CTEST_JOBS)
 
 # A threaded do-nothing program built like the TSan tests, to see if TSan runs.
 $(B)/tsan/tsan-probe:
 	@mkdir -p $(@D)
-	printf '#include <pthread.h>\nstatic void *f(void *a) { return a; }\nint main(void) { pthread_t t; if (pthread_create(&t, 0, f, 0)) return 1; return pthread_join(t, 0); }\n' | \
+	@printf '#include <pthread.h>\nstatic void *f(void *a) { return a; }\nint main(void) { pthread_t t; if (pthread_create(&t, 0, f, 0)) return 1; return pthread_join(t, 0); }\n' | \
 	  gcc -fsanitize=thread -pthread -x c -o $@ -
 
-demo: deps build
+demo:
+	@echo "demo: building goctx and its examples, then running each example"
+	@$(MAKE) --no-print-directory deps build
 	@set -e; names=$$(cd examples && ls *.c 2>/dev/null | sed 's/\.c$$//' | LC_ALL=C sort | grep -vx seed || true); \
 	[ -f examples/seed.c ] && names="$$names seed"; \
 	for n in $$names; do \
@@ -121,6 +155,11 @@ demo: deps build
 
 install: build
 	$(CMAKE) --install $(B)/plain --prefix $(PREFIX)
+
+.PHONY: abi-update
+abi-update: build
+	@sh tests/ship/install.sh $(B)/plain $(B)/plain/abi-prefix $(CMAKE) >/dev/null
+	@sh tests/ship/abi.sh --update $(B)/plain/abi-prefix .
 
 bench:
 	$(CMAKE) -S . -B $(B)/bench -DCMAKE_C_COMPILER=gcc -DGOCTX_SANITIZE= \

@@ -30,7 +30,22 @@
  *
  * Errors are 0 or a positive errno value, as in goctx.h. Memory comes from
  * the allocator set with ctx_set_allocator(). Every function is safe from
- * any thread.
+ * any thread. *
+ * The prefix: chan_ stays. Other C channel libraries use it too (the
+ * tylertreat/chan library has chan_send, chan_recv, chan_close and
+ * chan_select with other signatures), so one program cannot link goctx and
+ * such a library together; symbol versions (chan_send@GOCTX_0 in
+ * libgoctx.so) do not separate them, since a process has one definition of
+ * each name. We keep the names because they are a published contract that
+ * programs outside the project are written against, because they follow the
+ * one-prefix-per-module rule of the whole API (ctx_, chan_), and because the
+ * libraries they collide with are small source libraries that a program
+ * copies in, not system libraries that two of its dependencies could each
+ * pull in unseen. Should the clash come to matter, the way out adds without
+ * breaking: a second set of names (goctx_chan_send, ...) exported beside
+ * these in a new version node, a macro that hides these declarations for a
+ * program that wants only the long ones, and the short ones removed only
+ * with a soname change.
  */
 #ifndef GOCTX_CHAN_H
 #define GOCTX_CHAN_H

@@ -105,6 +105,12 @@ struct ctx__cnode {
 	struct ctx__node *children;  /* guarded by lock */
 };
 
+#if GOCTX_OS_LINUX && UINTPTR_MAX == UINT64_MAX
+/* One cache line on 64-bit Linux (the POSIX backend's done descriptor is two
+ * ints: 72 bytes there). */
+_Static_assert(sizeof(struct ctx__cnode) == 64, "a cancelable node is 64 bytes");
+#endif
+
 struct ctx__timer {
 	struct ctx__cnode c;
 	ctx_time_t deadline;       /* fixed */

@@ -158,7 +158,7 @@ static void *timer_main(void *arg)
 			pthread_cond_wait(&q.cond, &q.lock);
 		} else {
 			struct timespec ts = ctx__os_timespec(q.sleep_until);
-			pthread_cond_timedwait(&q.cond, &q.lock, &ts);
+			ctx__os_cond_timedwait(&q.cond, &q.lock, &ts);
 		}
 		q.sleeping = false;
 	}
@@ -174,14 +174,7 @@ static int start_thread(void)
 	return e;
 }
 
-static void init_cond(void)
-{
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&q.cond, &a);
-	pthread_condattr_destroy(&a);
-}
+static void init_cond(void) { ctx__os_cond_init(&q.cond); }
 
 static void fork_prepare(void) { pthread_mutex_lock(&q.lock); }
 static void fork_parent(void) { pthread_mutex_unlock(&q.lock); }

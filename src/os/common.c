@@ -1,5 +1,7 @@
 /* common.c: the parts of the platform layer that POSIX alone provides on
- * every supported system (clock, CPU count, threads, fork hooks). */
+ * every supported system (clock, CPU count, threads, fork hooks, condition
+ * variables timed on the monotonic clock). */
+#include <errno.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -46,3 +48,37 @@ int ctx__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(vo
 {
 	return pthread_atfork(prepare, parent, child);
 }
+
+#if defined(__APPLE__)
+/* macOS: NOT COMPILED OR TESTED HERE. It has no pthread_condattr_setclock;
+ * condition variables wait with pthread_cond_timedwait_relative_np, a
+ * relative time measured on its own monotonic clock. */
+int ctx__os_cond_init(pthread_cond_t *cond) { return pthread_cond_init(cond, NULL); }
+
+int ctx__os_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mu, const struct timespec *abs)
+{
+	ctx_time_t left = ((ctx_time_t)abs->tv_sec * CTX_SECOND + abs->tv_nsec) - ctx__os_now();
+	if (left <= 0)
+		return ETIMEDOUT;
+	struct timespec rel = ctx__os_timespec(left);
+	return pthread_cond_timedwait_relative_np(cond, mu, &rel);
+}
+#else
+int ctx__os_cond_init(pthread_cond_t *cond)
+{
+	pthread_condattr_t a;
+	int e = pthread_condattr_init(&a);
+	if (e)
+		return e;
+	e = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	if (!e)
+		e = pthread_cond_init(cond, &a);
+	pthread_condattr_destroy(&a);
+	return e;
+}
+
+int ctx__os_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mu, const struct timespec *abs)
+{
+	return pthread_cond_timedwait(cond, mu, abs);
+}
+#endif

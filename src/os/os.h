@@ -41,15 +41,33 @@
  * must follow the store that changed the word; then no sleeper is lost. */
 #if GOCTX_OS_LINUX
 #include <errno.h>
-#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+/* futex(2)'s operations, kernel ABI (linux/futex.h is a kernel header that
+ * musl toolchains do not see). */
+#define CTX__FUTEX_WAKE 1
+#define CTX__FUTEX_WAIT_BITSET 9
+#define CTX__FUTEX_PRIVATE_FLAG 128
+#define CTX__FUTEX_BITSET_MATCH_ANY 0xffffffffu
+
+/* The futex call whose timespec is this build's struct timespec: on a
+ * 32-bit system with a 64-bit time_t (musl >= 1.2, glibc with
+ * _TIME_BITS=64) that is futex_time64; SYS_futex there takes 32-bit times. */
+#if defined(SYS_futex_time64) && defined(SYS_futex)
+#define CTX__SYS_FUTEX (sizeof(time_t) > sizeof(long) ? SYS_futex_time64 : SYS_futex)
+#elif defined(SYS_futex_time64)
+#define CTX__SYS_FUTEX SYS_futex_time64
+#else
+#define CTX__SYS_FUTEX SYS_futex
+#endif
 
 static inline int ctx__os_wait(_Atomic uint32_t *word, uint32_t expect,
                                const struct timespec *abs)
 {
-	long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
-	                 expect, abs, NULL, FUTEX_BITSET_MATCH_ANY);
+	long r = syscall(CTX__SYS_FUTEX, (uint32_t *)word,
+	                 CTX__FUTEX_WAIT_BITSET | CTX__FUTEX_PRIVATE_FLAG, expect, abs, NULL,
+	                 CTX__FUTEX_BITSET_MATCH_ANY);
 	if (r == 0 || errno == EAGAIN)
 		return 0;
 	return errno;
@@ -57,9 +75,13 @@ static inline int ctx__os_wait(_Atomic uint32_t *word, uint32_t expect,
 
 static inline void ctx__os_wake(_Atomic uint32_t *word, int n)
 {
-	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
+	syscall(CTX__SYS_FUTEX, (uint32_t *)word, CTX__FUTEX_WAKE | CTX__FUTEX_PRIVATE_FLAG, n,
+	        NULL, NULL, 0);
 }
 #else
+/* posix.c: a parking lot (a fixed table of mutex + condition variable
+ * buckets keyed by the word's address). Never EINTR: it returns only when
+ * woken, when the word had changed, or at abs. */
 int ctx__os_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespec *abs);
 void ctx__os_wake(_Atomic uint32_t *word, int n);
 #endif
@@ -89,16 +111,39 @@ static inline struct timespec ctx__os_timespec(ctx_time_t t)
  * Made on demand, signalled once (readable from then on, whatever the user
  * reads from it), closed with its context. The caller serialises all calls on
  * one descriptor (the context's lock). */
+#if GOCTX_OS_LINUX
 typedef struct ctx__os_done {
-	int fd; /* what ctx_done_fd returns; -1: not made */
+	int fd; /* an eventfd; what ctx_done_fd returns; -1: not made */
 } ctx__os_done_t;
 #define CTX__OS_DONE_NONE ((ctx__os_done_t){.fd = -1})
+#define CTX__OS_DONE_FDS 1 /* descriptors a done descriptor holds before it is signalled */
+#else
+/* A pipe: signalling closes the write end, so the read end reads EOF (is
+ * readable) for ever, whatever the user reads. Two ints: a cancelable node
+ * is 8 bytes larger here than on Linux (72 bytes instead of 64 on LP64), and
+ * a descriptor costs two fds until it is signalled, one after. */
+typedef struct ctx__os_done {
+	int fd;  /* the read end; what ctx_done_fd returns; -1: not made */
+	int wfd; /* the write end; -1 once signalled */
+} ctx__os_done_t;
+#define CTX__OS_DONE_NONE ((ctx__os_done_t){.fd = -1, .wfd = -1})
+#define CTX__OS_DONE_FDS 2
+#endif
 
 static inline bool ctx__os_done_made(const ctx__os_done_t *d) { return d->fd >= 0; }
 /* 0 or an errno (EMFILE, ENFILE, ENOMEM); signalled: make it readable already. */
 int ctx__os_done_open(ctx__os_done_t *d, bool signalled);
 void ctx__os_done_signal(ctx__os_done_t *d);
 void ctx__os_done_close(ctx__os_done_t *d);
+
+/* ---- condition variables timed on the monotonic clock ----
+ * For the library's own condition variables (the timer thread's): init
+ * makes one whose timed waits take CLOCK_MONOTONIC times; timedwait waits
+ * until the absolute CLOCK_MONOTONIC time abs (pthread_cond_timedwait's
+ * returns). Where there is no pthread_condattr_setclock (macOS) timedwait
+ * turns abs into a relative wait. */
+int ctx__os_cond_init(pthread_cond_t *cond);
+int ctx__os_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mu, const struct timespec *abs);
 
 /* ---- CPUs ---- */
 
