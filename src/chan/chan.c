@@ -698,6 +698,24 @@ size_t chan_len(chan_t *c)
 	return n > c->cap ? c->cap : (size_t)n;
 }
 
+/* src/chan/testing.h: sudogs queued on c (both queues) whose waiter has set
+ * SLEEP, i.e. has stopped spinning and sleeps (or is about to) in the
+ * platform wait: only a wake by whoever completes it gets it out. */
+size_t chan__sleepers(chan_t *c)
+{
+	size_t n = 0;
+	ctx__lock(&c->lock);
+	const struct chan__waitq *qs[2] = {&c->sendq, &c->recvq};
+	for (int i = 0; i < 2; i++)
+		for (const struct chan__sudog *sg = qs[i]->first; sg; sg = sg->next) {
+			uint32_t s = atomic_load_explicit(&sg->w->state, memory_order_relaxed);
+			if ((s & CHAN__PHASE) == CHAN__WAITING && (s & CHAN__SLEEP))
+				n++;
+		}
+	ctx__unlock(&c->lock);
+	return n;
+}
+
 size_t chan_cap(chan_t *c)
 {
 	return c ? c->cap : 0;

@@ -106,7 +106,8 @@ static void test_go_join(void **state)
 		chan_go_t *g = NULL;
 		assert_int_equal(chan_go_start(&g, set_flag, &flag), 0);
 		assert_non_null(g);
-		assert_int_equal(chan_go_join(g), 0);
+		assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "test_go_join: the goroutine returns",
+		                            chan_go_join(g)), 0);
 		/* The join orders the thread's writes before this read. */
 		assert_int_equal(flag, 1234);
 	}

@@ -4,6 +4,9 @@
 # no -std=c23) with CC, and as C++17 with CXX, all with -Wall -Wextra
 # -Werror -pedantic. The libraries a bridge header includes (found through
 # its pkg-config file) are system headers here: their warnings are theirs.
+# The core's headers get no feature macro at all; a bridge header gets
+# _POSIX_C_SOURCE=200809L, which the libraries it includes need under a
+# strict -std (libuv's uv.h uses pthread_rwlock_t), as their users have.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -23,8 +26,10 @@ fail=0
 n=0
 for h in $(ship_headers "$prefix"); do
   rel=${h#"$prefix"/include/}
+  owner=$(ship_header_lib "$prefix" "$h")
   flags=
-  for f in $(ship_cflags "$prefix" "$(ship_header_lib "$prefix" "$h")"); do
+  [ "$owner" = libgoctx ] || flags=-D_POSIX_C_SOURCE=200809L
+  for f in $(ship_cflags "$prefix" "$owner"); do
     case $f in
       -I"$prefix"/include | -I*/lib/pkgconfig/../../include) flags="$flags $f" ;;
       -I*) flags="$flags -isystem ${f#-I}" ;;
@@ -51,7 +56,7 @@ for h in $(ship_headers "$prefix"); do
       echo "FAIL $rel as C++17 ($cxx):"; cat "$tmp/err"; fail=1
     fi
   fi
-  echo "  $rel"
+  echo "  $rel ($owner)"
 done
 if [ "$have_cxx" = 0 ]; then
   echo "FAIL headers: no C++ compiler ($cxx; Debian: apt-get install g++, or make deps)"
