@@ -1102,6 +1102,14 @@ static int chan__with_ctx(ctx_t *ctx, chan_case_t cs[2])
 	int err = ctx_err(ctx);
 	if (err)
 		return err; /* done on entry wins, deterministically */
+	struct chan *c = cs[0].chan;
+	if (c && c->cap) {
+		/* The ring first: no context hook when no wait is needed. */
+		err = cs[0].op == CHAN_SEND ? chan__fast_send(c, cs[0].elem)
+		                            : chan__fast_recv(c, cs[0].elem, &cs[0].ok);
+		if (err != EAGAIN)
+			return err;
+	}
 	cs[1] = CHAN_CASE_DONE(ctx);
 	struct chan__sudog sgs[2];
 	size_t fired;
