@@ -32,9 +32,9 @@ else
   (cd "$src" && tar --exclude=./build --exclude='./obj-*' -cf - .) | tar -C "$tree" -xf -
 fi
 profiles=
-for b in "$tree"/bridges/*/CMakeLists.txt; do
-  [ -f "$b" ] || continue
-  b=$(basename "$(dirname "$b")")
+for d in "$tree"/bridges/*/; do
+  b=$(basename "$d")
+  [ -f "$d/$b.c" ] || continue    # a bridge is bridges/NAME/NAME.c
   profiles=${profiles:+$profiles,}pkg.goctx.$b
 done
 profiles=${profiles:+-P$profiles}
