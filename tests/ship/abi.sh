@@ -21,7 +21,7 @@ if [ "$1" = --update ]; then
 fi
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-prefix=$1
+prefix=$(cd "$1" && pwd) || exit 1
 src=$(cd "$2" && pwd)
 ccid=${3:-GNU}
 for tool in abidw abidiff; do
