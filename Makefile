@@ -7,19 +7,28 @@
 #                    build/asan   clang ASan+UBSan
 #                    build/tsan   gcc   TSan
 #                    build/portable clang ASan+UBSan, GOCTX_PORTABLE=ON (POSIX backend)
-#   make demo      build, then run every example (and `seed` last)
+#   make demo      build, then run every example (bridges/*/example.c as
+#                  NAME_example; examples/NAME.sh instead of the program when
+#                  there is one; `seed` last)
 #                  (build steps are quiet: their output goes to build/*/build.log,
 #                  shown only if a step fails; V=1 shows it as it comes)
 #   make install   install the plain build under PREFIX (/usr/local)
 #   make abi-update  record the plain build's ABI as the baseline, abi/*.abi
 #                  (after adding functions, or with a soname bump: README, "Symbols, ABI")
 #   make deb       the Debian packages (debian/) in build/deb/, checked by lintian
-#   make bench     optimised build (build/bench); $(SHARED)/bench/compare on goctx-bench
+#   make bench     optimised build (build/bench); bench/run.sh: one table of every op,
+#                  goctx and its peers (shared/bench peers, bench/go-*) from one run
+#   make bench-io  goctx-io-bench beside its Go peer (bench/go-io), then httpd beside
+#                  net/http (bench/go-httpd) under the same wrk run
 #   make scaling   redraw docs/scaling.png (goctx and Go, 1k..1M timers and nodes)
 #   make valgrind  memcheck over every test and example (also: make helgrind, make drd;
 #                  slow, not part of make test; suppressions in tests/*.supp)
+#   make ports     build the library and run every example for musl, i386 and aarch64
+#                  (qemu-user): tools/ports.sh, one line per target; not part of make test
+#                  (make deps-ports installs its tools)
 #   make fuzz      clang+ASan build (build/fuzz) of goctx-fuzz, run FUZZ_SECONDS on
 #                  fuzz/corpus (new inputs go to build/fuzz/fuzz/corpus-run)
+#   make fuzz-chan the same for goctx-fuzz-chan (channels) on fuzz/corpus-chan
 #   make stress    TSan build (build/tsan) of goctx-stress, run for DURATION seconds
 #   make clean
 
@@ -59,7 +68,7 @@ run=""; \
 	fi
 endef
 
-.PHONY: all build deps test test-plain test-asan test-tsan demo install bench scaling fuzz stress clean
+.PHONY: all build deps test test-plain test-asan test-tsan demo install bench scaling fuzz fuzz-chan stress clean
 
 all: build
 
@@ -78,6 +87,13 @@ deps:
 	have dh         || pkgs="$$pkgs debhelper"; \
 	have lintian    || pkgs="$$pkgs lintian"; \
 	{ have pkg-config && pkg-config --exists cmocka; } || pkgs="$$pkgs libcmocka-dev"; \
+	have curl       || pkgs="$$pkgs curl"; \
+	have wrk        || pkgs="$$pkgs wrk"; \
+	have python3    || pkgs="$$pkgs python3"; \
+	have ip         || pkgs="$$pkgs iproute2"; \
+	{ have pkg-config && pkg-config --exists libuv; } || pkgs="$$pkgs libuv1-dev"; \
+	{ have pkg-config && pkg-config --exists gio-2.0 gio-unix-2.0; } || pkgs="$$pkgs libglib2.0-dev"; \
+	{ have pkg-config && pkg-config --exists libcurl; } || pkgs="$$pkgs libcurl4-openssl-dev"; \
 	if have clang && ! echo 'int main(void){return 0;}' | \
 	     clang -fsanitize=address,undefined -x c -o /dev/null - >/dev/null 2>&1; then \
 	  pkgs="$$pkgs libclang-rt-$$(clang -dumpversion | cut -d. -f1)-dev"; \
@@ -149,10 +165,14 @@ demo:
 	@echo "demo: building goctx and its examples, then running each example"
 	@$(MAKE) --no-print-directory deps build
 	@set -e; names=$$(cd examples && ls *.c 2>/dev/null | sed 's/\.c$$//' | LC_ALL=C sort | grep -vx seed || true); \
+	for b in $$(ls bridges/*/example.c 2>/dev/null | cut -d/ -f2); do \
+	  [ -x $(B)/plain/examples/$${b}_example ] && names="$$names $${b}_example"; \
+	done; \
 	[ -f examples/seed.c ] && names="$$names seed"; \
 	for n in $$names; do \
 	  echo; echo "===== examples/$$n ====="; \
-	  $(B)/plain/examples/$$n || { echo "===== examples/$$n FAILED (exit $$?)"; exit 1; }; \
+	  if [ -f examples/$$n.sh ]; then sh examples/$$n.sh $(B)/plain/examples; else $(B)/plain/examples/$$n; fi \
+	    || { echo "===== examples/$$n FAILED (exit $$?)"; exit 1; }; \
 	done; echo; echo "===== demo: all examples passed"
 
 install: build
@@ -173,8 +193,19 @@ bench:
 	$(CMAKE) -S . -B $(B)/bench -DCMAKE_C_COMPILER=gcc -DGOCTX_SANITIZE= \
 	  -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
 	  -DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF
-	$(CMAKE) --build $(B)/bench -j $(JOBS) --target goctx-bench
-	$(SHARED)/bench/compare -- $(B)/bench/bench/goctx-bench
+	$(CMAKE) --build $(B)/bench -j $(JOBS)
+	SHARED=$(SHARED) bench/run.sh $(B)/bench
+
+# I/O: goctx-io-bench and bench/go-io in one sitting, then examples/httpd
+# (the plain build, -O2) and bench/go-httpd under the same wrk run.
+.PHONY: bench-io
+bench-io: build
+	$(CMAKE) -S . -B $(B)/bench -DCMAKE_C_COMPILER=gcc -DGOCTX_SANITIZE= \
+	  -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
+	  -DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF
+	$(CMAKE) --build $(B)/bench -j $(JOBS) --target goctx-io-bench
+	bench/go-io/compare.sh $(B)/bench/bench/goctx-io-bench
+	bench/httpd_compare.sh $(B)/plain/examples/httpd
 
 # The scaling chart (docs/scaling.png): goctx and Go as timers and trees grow.
 scaling:
@@ -191,12 +222,43 @@ fuzz:
 	$(B)/fuzz/fuzz/goctx-fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  $(B)/fuzz/fuzz/corpus-run fuzz/corpus
 
+fuzz-chan:
+	$(call configure,$(B)/fuzz,clang,address,-O1 -g,-DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF)
+	$(CMAKE) --build $(B)/fuzz -j $(JOBS) --target goctx-fuzz-chan
+	mkdir -p $(B)/fuzz/fuzz/corpus-chan-run
+	$(B)/fuzz/fuzz/goctx-fuzz-chan -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  $(B)/fuzz/fuzz/corpus-chan-run fuzz/corpus-chan
+
 stress: $(B)/tsan/tsan-probe
 	$(call configure,$(B)/tsan,gcc,thread,-O1 -g)
 	$(CMAKE) --build $(B)/tsan -j $(JOBS) --target goctx-stress
 	@$(call tsan_prefix,$(B)/tsan/tsan-probe); \
 	echo "$$run $(B)/tsan/stress/goctx-stress $(DURATION)"; \
 	$$run $(B)/tsan/stress/goctx-stress $(DURATION)
+
+# ---- ports: other C libraries and CPUs (tools/ports.sh) ----
+# Not part of `make test`. deps-ports installs the tools as root, as `make
+# deps` does: musl-gcc, gcc -m32's 32-bit libraries (not gcc-multilib: on
+# Debian it conflicts with the aarch64 cross compiler), the aarch64 cross
+# compiler and qemu-user.
+.PHONY: ports deps-ports
+
+ports: deps-ports
+	sh tools/ports.sh
+
+deps-ports:
+	@have() { command -v "$$1" >/dev/null 2>&1; }; \
+	gccv=$$(gcc -dumpversion | cut -d. -f1); pkgs=""; \
+	have musl-gcc || pkgs="$$pkgs musl-tools"; \
+	echo 'int main(void){return 0;}' | gcc -m32 -x c -o /dev/null - >/dev/null 2>&1 || \
+	  pkgs="$$pkgs libc6-dev-i386 lib32gcc-$$gccv-dev"; \
+	have aarch64-linux-gnu-gcc || pkgs="$$pkgs gcc-aarch64-linux-gnu"; \
+	{ have qemu-aarch64 || have qemu-aarch64-static; } || pkgs="$$pkgs qemu-user"; \
+	if [ -z "$$pkgs" ]; then echo "deps-ports: all present"; exit 0; fi; \
+	cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y$$pkgs"; \
+	if [ "$$(id -u)" != 0 ]; then echo "deps-ports: missing, run as root: $$cmd"; exit 1; fi; \
+	echo "deps-ports: $$cmd"; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$pkgs
 
 # ---- valgrind: memcheck, helgrind, DRD ----
 # Not part of `make test`: under valgrind the suite takes minutes (helgrind's

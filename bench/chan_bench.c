@@ -25,6 +25,10 @@
  *                             ready (4 channels of capacity 1, each holding
  *                             a value), then the value is sent back to the
  *                             channel that fired: one thread, no blocking
+ *   go_spawn                  chan_go a short function that sends one value
+ *                             on a capacity-1 channel, and receive it (Go:
+ *                             `go func() { c <- v }()`; `<-c`): the cost of
+ *                             starting a goroutine and hearing from it
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -207,6 +211,35 @@ static void op_select4(void)
 		chan_release(ch[i]);
 }
 
+/* ---- go_spawn ------------------------------------------------------------ */
+
+static void spawn_fn(void *p)
+{
+	int64_t v = 1;
+	chan_send(p, &v);
+}
+
+static void body_spawn(void *arg, uint64_t n)
+{
+	chan_t *c = arg;
+	for (uint64_t i = 0; i < n; i++) {
+		int64_t v;
+		check(chan_go(spawn_fn, c), "chan_go");
+		chan_recv(c, &v, NULL);
+	}
+}
+
+static void op_spawn(void)
+{
+	if (!wanted("go_spawn"))
+		return;
+	chan_t *c = chan_make(sizeof(int64_t), 1);
+	if (!c)
+		check(ENOMEM, "chan_make");
+	bench("go_spawn", body_spawn, c);
+	chan_release(c);
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static void *nothing(void *p)
@@ -235,5 +268,6 @@ int main(void)
 	op_pingpong();
 	op_throughput();
 	op_select4();
+	op_spawn();
 	return 0;
 }

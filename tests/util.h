@@ -349,6 +349,105 @@ static inline bool ut_run_bounded(void *(*fn)(void *), void *arg, int ms)
 	return false;
 }
 
+/* ---- watchdog: a blocking step with a bound ---------------------------
+ * UT_BOUNDED(ms, "rule", expr) evaluates expr (an int-valued blocking call:
+ * a join, an endless wait) with a watchdog armed. If expr has not returned
+ * after ms of real time (scaled up under sanitizers and valgrind), the
+ * program prints "<file>:<line>: <rule>: still blocked after N ms" and
+ * aborts, instead of hanging until CTest's timeout. It yields expr's value:
+ * keep the assertion outside (a failing cmocka assertion inside would leave
+ * the watch armed). One watch at a time; the watchdog thread starts on first
+ * use. UT_BOUND_MS is the usual bound. */
+
+#define UT_BOUND_MS 20000
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	bool started;
+	int64_t until; /* real CLOCK_MONOTONIC ns; 0: disarmed */
+	const char *rule, *file;
+	int line, ms;
+} ut__wd UT_UNUSED = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static inline int ut__bound_scale(void)
+{
+	const char *pre = getenv("LD_PRELOAD");
+	if (pre && strstr(pre, "vgpreload")) /* valgrind: tens of times slower */
+		return 20;
+#if defined(__SANITIZE_ADDRESS__) || UT_TSAN
+	return 3;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	return 3;
+#endif
+#endif
+	return 1;
+}
+
+static inline void *ut__wd_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&ut__wd.mu);
+	for (;;) {
+		if (!ut__wd.until) {
+			pthread_cond_wait(&ut__wd.cond, &ut__wd.mu);
+			continue;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+		if (now >= ut__wd.until) {
+			fprintf(stderr, "%s:%d: %s: still blocked after %d ms (a waiter never woken?)\n",
+			        ut__wd.file, ut__wd.line, ut__wd.rule, ut__wd.ms);
+			fflush(stderr);
+			abort();
+		}
+		ts.tv_sec = (time_t)(ut__wd.until / 1000000000);
+		ts.tv_nsec = (long)(ut__wd.until % 1000000000);
+		pthread_cond_timedwait(&ut__wd.cond, &ut__wd.mu, &ts);
+	}
+	return NULL;
+}
+
+static inline void ut_watch_arm(int ms, const char *rule, const char *file, int line)
+{
+	pthread_mutex_lock(&ut__wd.mu);
+	if (!ut__wd.started) {
+		pthread_condattr_t a;
+		pthread_condattr_init(&a);
+		pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+		pthread_cond_init(&ut__wd.cond, &a);
+		pthread_condattr_destroy(&a);
+		pthread_t t;
+		if (pthread_create(&t, NULL, ut__wd_main, NULL) != 0)
+			abort();
+		pthread_detach(t);
+		ut__wd.started = true;
+	}
+	ms *= ut__bound_scale();
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ut__wd.until = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (int64_t)ms * 1000000;
+	ut__wd.rule = rule;
+	ut__wd.file = file;
+	ut__wd.line = line;
+	ut__wd.ms = ms;
+	pthread_cond_signal(&ut__wd.cond);
+	pthread_mutex_unlock(&ut__wd.mu);
+}
+
+static inline long ut_watch_disarm(long v)
+{
+	pthread_mutex_lock(&ut__wd.mu);
+	ut__wd.until = 0;
+	pthread_mutex_unlock(&ut__wd.mu);
+	return v;
+}
+
+#define UT_BOUNDED(ms, rule, expr)                                                      \
+	(ut_watch_arm((ms), (rule), __FILE__, __LINE__), (int)ut_watch_disarm((long)(expr)))
+
 /* Count occurrences of needle in hay (non-overlapping). */
 static inline int ut_count(const char *hay, const char *needle)
 {

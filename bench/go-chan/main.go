@@ -17,6 +17,8 @@
 //	select_4                  select over 4 receive cases, all ready
 //	                          (capacity-1 channels holding a value), then
 //	                          the value goes back to the channel that fired
+//	go_spawn                  go a function that sends one value on a
+//	                          capacity-1 channel, and receive it
 //
 // Build and run offline: GOFLAGS=-mod=mod GOPROXY=off go run .
 package main
@@ -185,9 +187,20 @@ func opSelect4() {
 	})
 }
 
+func opSpawn() {
+	c := make(chan int64, 1)
+	bench("go_spawn", func(n int) {
+		for i := 0; i < n; i++ {
+			go func() { c <- 1 }()
+			<-c
+		}
+	})
+}
+
 func main() {
 	fmt.Fprintf(os.Stderr, "go-chan: %s GOMAXPROCS=%d\n", runtime.Version(), runtime.GOMAXPROCS(0))
 	opPingpong()
 	opThroughput()
 	opSelect4()
+	opSpawn()
 }

@@ -2,11 +2,11 @@
  *
  * Design.
  *
- * A channel (struct chan) is a ring buffer of `cap` elements plus two wait
- * queues, sendq and recvq, of blocked cases. Its futex lock `lock` (the
- * ctx__lock of internal.h) guards everything in it but `refs` and the fixed
- * fields (elem_size, cap): head, len, closed, both queues, and the
- * next/prev links and `queued` writes of every sudog listed in them.
+ * A channel (struct chan) is a ring buffer of `cap` elements (below) plus
+ * two wait queues, sendq and recvq, of blocked cases. Its futex lock `lock`
+ * (the ctx__lock of internal.h) guards everything in it but `refs`, the ring
+ * and the fixed fields (elem_size, cap, stride): closed, both queues, and
+ * the next/prev links and `queued` writes of every sudog listed in them.
  *
  * A thread that must block in send, receive or select (all three are one
  * code path, chan__select) owns one waiter (struct chan__waiter) and one
@@ -44,9 +44,9 @@
  * finds a sudog whose waiter is no longer WAITING unlinks it and moves on
  * (Go's selectDone): queues are cleaned lazily by whoever walks them.
  *
- * Channel invariants under the lock (as Go's): recvq non-empty (of live
- * waiters) only when len == 0; sendq non-empty only when len == cap; after
- * close, both queues are empty and stay so.
+ * Channel invariants (as Go's): recvq non-empty (of live waiters) only when
+ * the ring is empty, sendq only when it is full, but for the moments a kick
+ * is on its way (below); after close, both queues are empty and stay so.
  *
  * Select takes the locks of all its channels in address order (each once),
  * so two selects over the same channels cannot deadlock and a select sees
@@ -56,6 +56,37 @@
  * are made after unlocking. It then counts the ready cases and keeps
  * each with probability 1/count (reservoir sampling): a uniform pick among
  * the ready ones, without an array.
+ *
+ * Buffered channels (cap > 0) keep their elements in a lock-free bounded
+ * ring (Vyukov's MPMC queue): `tail` (the next position to write; bit 63 is
+ * the closed bit, set once by chan_close under the lock) and `head` (the
+ * next to read), each on its own cache line, and per slot a sequence word:
+ * 2*pos when the slot is free for the write at position pos, 2*pos + 1 once
+ * that write is published (release; the reader's acquire pairs with it),
+ * 2*(pos + cap) once read. (The factor 2 keeps a capacity of 1 unambiguous.)
+ * A writer claims its position with a CAS on tail, which fails once the
+ * closed bit is set, so no value enters after close; a reader claims with a
+ * CAS on head. A reader that finds its slot not yet published while tail is
+ * past it waits for the writer to finish (a few instructions), and a writer
+ * likewise for a reader still copying out: so "empty" means no send is
+ * claimed and "full" no receive, as under a lock, and closed and drained
+ * means tail (without the bit) == head.
+ *
+ * Send, receive and try-forms on a buffered channel first try the ring with
+ * no lock; the channel lock is taken only to block, to close, or to hand
+ * off to blocked waiters. Blocked waiters (sudogs in recvq / sendq, counted
+ * in the queue's `n`) are served by "kicks": whoever publishes a value (or
+ * frees a slot) issues a seq_cst fence and reads recvq.n (sendq.n); a
+ * thread that queues a sudog increments n (seq_cst) and then looks at the
+ * ring again. So either the publisher sees the waiter or the waiter sees
+ * the value (the store-buffer pattern, both sides fenced), and whoever sees
+ * it kicks: under the lock, while a live waiter and a ready ring coexist,
+ * claim the waiter and do its operation on the ring on its behalf (the
+ * value goes straight to its destination). If the ring moved in between
+ * (another thread took the value or the slot), the claimed waiter is told
+ * to retry (CHAN__RETRY): it wakes, cleans up and runs its select again;
+ * nothing was taken on its behalf, so nothing is lost. Unbuffered channels
+ * use the lock for every operation, as before.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -67,6 +98,9 @@
 #include "../ctx/internal.h"
 
 #define CHAN__STACK_CASES 8
+#define CHAN__CLOSED_BIT ((uint64_t)1 << 63)
+#define CHAN__RETRY (-1) /* internal waiter result: run the select again */
+#define CHAN__SPIN_NS (20 * CTX_MICROSECOND)
 
 enum {
 	CHAN__WAITING = 0,
@@ -96,6 +130,7 @@ struct chan__sudog {
 
 struct chan__waitq {
 	struct chan__sudog *first, *last;
+	_Atomic uint32_t n; /* sudogs queued; written under the lock, read by kicks */
 };
 
 struct chan {
@@ -103,12 +138,17 @@ struct chan {
 	_Atomic uint32_t refs;   /* references; the last release frees */
 	size_t elem_size;        /* fixed */
 	size_t cap;              /* fixed; 0: unbuffered */
-	size_t head;             /* index of the oldest buffered element */
-	size_t len;              /* buffered elements */
 	bool closed;             /* set once by chan_close */
 	struct chan__waitq sendq; /* blocked senders (their sudogs) */
 	struct chan__waitq recvq; /* blocked receivers */
-	_Alignas(max_align_t) unsigned char buf[]; /* cap * elem_size bytes */
+	size_t stride;           /* fixed; bytes per ring slot (buffered) */
+	char pad0[64];
+	_Atomic uint64_t tail;   /* buffered: next write position | CLOSED_BIT */
+	char pad1[64];
+	_Atomic uint64_t head;   /* buffered: next read position */
+	char pad2[64];
+	/* buffered: cap slots of stride bytes: a sequence word, then the element */
+	_Alignas(max_align_t) unsigned char buf[];
 };
 
 /* ---- Small helpers. --------------------------------------------------- */
@@ -120,9 +160,103 @@ static inline void chan__copy(void *dst, const void *src, size_t n)
 		memcpy(dst, src, n);
 }
 
-static inline unsigned char *chan__slot(struct chan *c, size_t i)
+/* ---- The ring of a buffered channel (no lock). ------------------------ */
+
+static inline _Atomic uint64_t *chan__seq(struct chan *c, uint64_t pos)
 {
-	return c->buf + ((c->head + i) % c->cap) * c->elem_size;
+	return (_Atomic uint64_t *)(void *)(c->buf + (size_t)(pos % c->cap) * c->stride);
+}
+
+static inline unsigned char *chan__slot_elem(_Atomic uint64_t *seq)
+{
+	return (unsigned char *)(void *)seq + sizeof(uint64_t);
+}
+
+/* Write *elem: 0, EAGAIN (full), EPIPE (closed). */
+static int chan__ring_send(struct chan *c, const void *elem)
+{
+	uint64_t pos = atomic_load_explicit(&c->tail, memory_order_relaxed);
+	for (;;) {
+		if (pos & CHAN__CLOSED_BIT)
+			return EPIPE;
+		_Atomic uint64_t *sq = chan__seq(c, pos);
+		/* Acquire: pairs with the release of the reader that freed it. */
+		uint64_t seq = atomic_load_explicit(sq, memory_order_acquire);
+		int64_t d = (int64_t)(seq - 2 * pos);
+		if (d == 0) {
+			if (atomic_compare_exchange_weak_explicit(&c->tail, &pos, pos + 1,
+			                                          memory_order_relaxed,
+			                                          memory_order_relaxed)) {
+				chan__copy(chan__slot_elem(sq), elem, c->elem_size);
+				/* Release: the element before the sequence. */
+				atomic_store_explicit(sq, 2 * pos + 1, memory_order_release);
+				return 0;
+			}
+			continue; /* pos reloaded by the CAS */
+		}
+		uint64_t now = atomic_load_explicit(&c->tail, memory_order_relaxed);
+		if (d > 0 || now != pos) {
+			pos = now; /* another writer took pos */
+			continue;
+		}
+		/* The slot holds the value of the lap before: full, unless a
+		 * reader has claimed it and is still copying it out. */
+		if (atomic_load_explicit(&c->head, memory_order_acquire) + c->cap > pos) {
+			ctx__os_relax();
+			continue;
+		}
+		return EAGAIN;
+	}
+}
+
+/* Read into elem (may be NULL): 0, EAGAIN (empty), EPIPE (closed and
+ * drained: nothing written to elem). */
+static int chan__ring_recv(struct chan *c, void *elem)
+{
+	uint64_t pos = atomic_load_explicit(&c->head, memory_order_relaxed);
+	for (;;) {
+		_Atomic uint64_t *sq = chan__seq(c, pos);
+		/* Acquire: pairs with the writer's release. */
+		uint64_t seq = atomic_load_explicit(sq, memory_order_acquire);
+		int64_t d = (int64_t)(seq - (2 * pos + 1));
+		if (d == 0) {
+			if (atomic_compare_exchange_weak_explicit(&c->head, &pos, pos + 1,
+			                                          memory_order_relaxed,
+			                                          memory_order_relaxed)) {
+				chan__copy(elem, chan__slot_elem(sq), c->elem_size);
+				/* Release: done reading before the slot is free. */
+				atomic_store_explicit(sq, 2 * (pos + c->cap), memory_order_release);
+				return 0;
+			}
+			continue;
+		}
+		uint64_t now = atomic_load_explicit(&c->head, memory_order_relaxed);
+		if (d > 0 || now != pos) {
+			pos = now; /* another reader took pos */
+			continue;
+		}
+		/* Acquire: pairs with chan_close's release of the closed bit. */
+		uint64_t t = atomic_load_explicit(&c->tail, memory_order_acquire);
+		if ((t & ~CHAN__CLOSED_BIT) > pos) {
+			ctx__os_relax(); /* a writer claimed pos and is copying */
+			continue;
+		}
+		return (t & CHAN__CLOSED_BIT) ? EPIPE : EAGAIN;
+	}
+}
+
+static bool chan__ring_can_send(struct chan *c)
+{
+	uint64_t h = atomic_load_explicit(&c->head, memory_order_acquire);
+	uint64_t t = atomic_load_explicit(&c->tail, memory_order_acquire);
+	return (t & CHAN__CLOSED_BIT) || t - h < c->cap;
+}
+
+static bool chan__ring_can_recv(struct chan *c)
+{
+	uint64_t h = atomic_load_explicit(&c->head, memory_order_acquire);
+	uint64_t t = atomic_load_explicit(&c->tail, memory_order_acquire);
+	return (t & CHAN__CLOSED_BIT) || (t & ~CHAN__CLOSED_BIT) > h;
 }
 
 /* A per-thread xorshift64* generator: select needs a fair coin, not a
@@ -243,6 +377,8 @@ static void chan__enqueue(struct chan__waitq *q, struct chan__sudog *sg)
 		q->first = sg;
 	q->last = sg;
 	atomic_store_explicit(&sg->queued, true, memory_order_relaxed);
+	/* seq_cst: the kick protocol's store (see "Design"). */
+	atomic_fetch_add_explicit(&q->n, 1, memory_order_seq_cst);
 }
 
 /* Unlink sg. The release store of `queued` is the last touch of a sudog
@@ -258,6 +394,7 @@ static void chan__unlink(struct chan__waitq *q, struct chan__sudog *sg)
 		sg->next->prev = sg->prev;
 	else
 		q->last = sg->prev;
+	atomic_fetch_sub_explicit(&q->n, 1, memory_order_relaxed);
 	atomic_store_explicit(&sg->queued, false, memory_order_release);
 }
 
@@ -293,18 +430,100 @@ static bool chan__has_peer(struct chan__waitq *q)
 
 static bool chan__send_ready(struct chan *c)
 {
-	return c->closed || c->len < c->cap || chan__has_peer(&c->recvq);
+	if (c->cap)
+		return chan__ring_can_send(c);
+	return c->closed || chan__has_peer(&c->recvq);
 }
 
 static bool chan__recv_ready(struct chan *c)
 {
-	return c->len > 0 || c->closed || chan__has_peer(&c->sendq);
+	if (c->cap)
+		return chan__ring_can_recv(c);
+	return c->closed || chan__has_peer(&c->sendq);
+}
+
+/* Serve blocked waiters of a buffered channel (caller holds c->lock): while
+ * a live waiter and a ready ring coexist, claim the waiter and do its
+ * operation on the ring; claimed waiters go on *wake (through `next`) for
+ * the caller to chan__finish after unlocking. See "Design". */
+static void chan__kick_locked(struct chan *c, struct chan__sudog **wake)
+{
+	for (;;) {
+		bool progress = false;
+		struct chan__sudog *sg;
+		if (c->recvq.first && chan__ring_can_recv(c) && (sg = chan__take(&c->recvq))) {
+			int r = chan__ring_recv(c, sg->elem);
+			if (r == 0) {
+				sg->w->fired = sg->index;
+				sg->w->err = 0;
+				sg->w->ok = true;
+				progress = true;
+			} else if (r == EPIPE) {
+				if (sg->elem && c->elem_size)
+					memset(sg->elem, 0, c->elem_size);
+				sg->w->fired = sg->index;
+				sg->w->err = 0;
+				sg->w->ok = false;
+				progress = true;
+			} else {
+				sg->w->fired = CHAN_NONE;
+				sg->w->err = CHAN__RETRY;
+			}
+			sg->next = *wake;
+			*wake = sg;
+		}
+		if (c->sendq.first && chan__ring_can_send(c) && (sg = chan__take(&c->sendq))) {
+			int r = chan__ring_send(c, sg->elem);
+			if (r == 0 || r == EPIPE) {
+				sg->w->fired = sg->index;
+				sg->w->err = r;
+				progress = true;
+			} else {
+				sg->w->fired = CHAN_NONE;
+				sg->w->err = CHAN__RETRY;
+			}
+			sg->next = *wake;
+			*wake = sg;
+		}
+		if (!progress)
+			return;
+	}
+}
+
+static void chan__finish_all(struct chan__sudog *wake)
+{
+	while (wake) {
+		struct chan__sudog *sg = wake;
+		wake = sg->next; /* read before DONE frees the waiter to go */
+		chan__finish(sg->w);
+	}
+}
+
+/* After a lock-free operation on c's ring: if waiters are queued on the
+ * side `q` it may have enabled, kick them. */
+static void chan__kick(struct chan *c, struct chan__waitq *q)
+{
+	/* seq_cst fence: the publisher's half of the kick protocol. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!atomic_load_explicit(&q->n, memory_order_relaxed))
+		return;
+	struct chan__sudog *wake = NULL;
+	ctx__lock(&c->lock);
+	chan__kick_locked(c, &wake);
+	ctx__unlock(&c->lock);
+	chan__finish_all(wake);
 }
 
 /* Send *elem now if possible: 0 (sent; *peer: a claimed receiver the
  * caller must chan__finish after unlocking), EPIPE (closed) or EAGAIN. */
 static int chan__do_send(struct chan *c, const void *elem, struct chan__sudog **peer)
 {
+	if (c->cap) {
+		int r = chan__ring_send(c, elem);
+		if (r == 0)
+			chan__kick_locked(c, peer);
+		return r;
+	}
 	if (c->closed)
 		return EPIPE;
 	struct chan__sudog *sg = chan__take(&c->recvq);
@@ -314,12 +533,8 @@ static int chan__do_send(struct chan *c, const void *elem, struct chan__sudog **
 		sg->w->fired = sg->index;
 		sg->w->err = 0;
 		sg->w->ok = true;
+		sg->next = NULL;
 		*peer = sg;
-		return 0;
-	}
-	if (c->len < c->cap) {
-		chan__copy(chan__slot(c, c->len), elem, c->elem_size);
-		c->len++;
 		return 0;
 	}
 	return EAGAIN;
@@ -330,20 +545,19 @@ static int chan__do_send(struct chan *c, const void *elem, struct chan__sudog **
 static int chan__do_recv(struct chan *c, void *elem, bool *ok, struct chan__sudog **peer)
 {
 	struct chan__sudog *sg;
-	if (c->len > 0) {
-		chan__copy(elem, chan__slot(c, 0), c->elem_size);
-		c->head = (c->head + 1) % c->cap;
-		c->len--;
-		/* A full buffer with a blocked sender: its value goes in at
-		 * the tail, keeping FIFO order. */
-		sg = chan__take(&c->sendq);
-		if (sg) {
-			chan__copy(chan__slot(c, c->len), sg->elem, c->elem_size);
-			c->len++;
-			sg->w->fired = sg->index;
-			sg->w->err = 0;
-			*peer = sg;
+	if (c->cap) {
+		int r = chan__ring_recv(c, elem);
+		if (r == EAGAIN)
+			return EAGAIN;
+		if (r == EPIPE) {
+			if (elem && c->elem_size)
+				memset(elem, 0, c->elem_size);
+			*ok = false;
+			return 0;
 		}
+		/* A slot came free: a blocked sender's value goes in (at the
+		 * tail, keeping FIFO order). */
+		chan__kick_locked(c, peer);
 		*ok = true;
 		return 0;
 	}
@@ -352,6 +566,7 @@ static int chan__do_recv(struct chan *c, void *elem, bool *ok, struct chan__sudo
 		chan__copy(elem, sg->elem, c->elem_size);
 		sg->w->fired = sg->index;
 		sg->w->err = 0;
+		sg->next = NULL;
 		*peer = sg;
 		*ok = true;
 		return 0;
@@ -369,22 +584,36 @@ static int chan__do_recv(struct chan *c, void *elem, bool *ok, struct chan__sudo
 
 chan_t *chan_make(size_t elem_size, size_t capacity)
 {
-	if (elem_size && capacity > (SIZE_MAX - sizeof(struct chan)) / elem_size) {
-		errno = EINVAL;
-		return NULL;
+	/* A slot: the sequence word, then the element, rounded up to 8. */
+	size_t stride = 0;
+	if (capacity) {
+		if (elem_size > SIZE_MAX - 2 * sizeof(uint64_t)) {
+			errno = EINVAL;
+			return NULL;
+		}
+		stride = (sizeof(uint64_t) + elem_size + 7) & ~(size_t)7;
+		if (capacity > (SIZE_MAX - sizeof(struct chan)) / stride) {
+			errno = EINVAL;
+			return NULL;
+		}
 	}
-	struct chan *c = ctx__alloc(sizeof(*c) + elem_size * capacity);
+	struct chan *c = ctx__alloc(sizeof(*c) + stride * capacity);
 	if (!c)
 		return NULL; /* errno ENOMEM, set by ctx__alloc */
 	atomic_init(&c->lock, 0);
 	atomic_init(&c->refs, 1);
 	c->elem_size = elem_size;
 	c->cap = capacity;
-	c->head = 0;
-	c->len = 0;
 	c->closed = false;
 	c->sendq.first = c->sendq.last = NULL;
 	c->recvq.first = c->recvq.last = NULL;
+	atomic_init(&c->sendq.n, 0);
+	atomic_init(&c->recvq.n, 0);
+	c->stride = stride;
+	atomic_init(&c->tail, 0);
+	atomic_init(&c->head, 0);
+	for (size_t i = 0; i < capacity; i++)
+		atomic_init(chan__seq(c, i), 2 * (uint64_t)i);
 	return c;
 }
 
@@ -416,6 +645,22 @@ int chan_close(chan_t *c)
 		return EPIPE;
 	}
 	c->closed = true;
+	if (c->cap) {
+		/* Release: pairs with the ring readers' acquire of tail. From
+		 * here no write can claim a position. */
+		atomic_fetch_or_explicit(&c->tail, CHAN__CLOSED_BIT, memory_order_seq_cst);
+		while ((sg = chan__take(&c->sendq)) != NULL) {
+			sg->w->fired = sg->index;
+			sg->w->err = EPIPE;
+			sg->next = wake;
+			wake = sg;
+		}
+		/* Blocked receivers drain what is left, then get ok == false. */
+		chan__kick_locked(c, &wake);
+		ctx__unlock(&c->lock);
+		chan__finish_all(wake);
+		return 0;
+	}
 	/* Claim every blocked party now, wake them after unlocking. The
 	 * `next` link is free for a local list once a sudog is taken. */
 	while ((sg = chan__take(&c->recvq)) != NULL) {
@@ -444,10 +689,29 @@ int chan_close(chan_t *c)
 
 size_t chan_len(chan_t *c)
 {
-	if (!c)
+	if (!c || !c->cap)
 		return 0;
+	/* head first: tail can only be ahead of it. */
+	uint64_t h = atomic_load_explicit(&c->head, memory_order_acquire);
+	uint64_t t = atomic_load_explicit(&c->tail, memory_order_acquire) & ~CHAN__CLOSED_BIT;
+	uint64_t n = t > h ? t - h : 0;
+	return n > c->cap ? c->cap : (size_t)n;
+}
+
+/* src/chan/testing.h: sudogs queued on c (both queues) whose waiter has set
+ * SLEEP, i.e. has stopped spinning and sleeps (or is about to) in the
+ * platform wait: only a wake by whoever completes it gets it out. */
+size_t chan__sleepers(chan_t *c)
+{
+	size_t n = 0;
 	ctx__lock(&c->lock);
-	size_t n = c->len;
+	const struct chan__waitq *qs[2] = {&c->sendq, &c->recvq};
+	for (int i = 0; i < 2; i++)
+		for (const struct chan__sudog *sg = qs[i]->first; sg; sg = sg->next) {
+			uint32_t s = atomic_load_explicit(&sg->w->state, memory_order_relaxed);
+			if ((s & CHAN__PHASE) == CHAN__WAITING && (s & CHAN__SLEEP))
+				n++;
+		}
 	ctx__unlock(&c->lock);
 	return n;
 }
@@ -506,8 +770,8 @@ static void chan__unlock_all(const chan_case_t *cs, size_t n)
 /* The one implementation of send, receive and select. abs: absolute
  * CLOCK_MONOTONIC limit (NULL: none); block false: Go's default. sgs: room
  * for n sudogs when block is true. */
-static int chan__select(chan_case_t *cs, size_t n, const struct timespec *abs, bool block,
-                        size_t *fired, struct chan__sudog *sgs)
+static int chan__select_once(chan_case_t *cs, size_t n, const struct timespec *abs, bool block,
+                             size_t *fired, struct chan__sudog *sgs)
 {
 	chan__lock_all(cs, n);
 	for (;;) {
@@ -541,8 +805,7 @@ static int chan__select(chan_case_t *cs, size_t n, const struct timespec *abs, b
 		if (err == EAGAIN)
 			continue; /* the peer we saw was claimed elsewhere: look again */
 		chan__unlock_all(cs, n);
-		if (peer)
-			chan__finish(peer->w);
+		chan__finish_all(peer);
 		*fired = pick;
 		return err;
 	}
@@ -567,6 +830,25 @@ static int chan__select(chan_case_t *cs, size_t n, const struct timespec *abs, b
 			chan__enqueue(cs[i].op == CHAN_SEND ? &c->sendq : &c->recvq, sg);
 	}
 	chan__unlock_all(cs, n);
+	/* The waiter's half of the kick protocol: queued (n incremented), now
+	 * look at each buffered ring again; a value or slot that came in
+	 * between is handed over by a kick (perhaps to this very waiter). */
+	atomic_thread_fence(memory_order_seq_cst);
+	for (size_t i = 0; i < n; i++) {
+		struct chan *c = chan__case_chan(&cs[i]);
+		if (!c || !c->cap)
+			continue;
+		if ((atomic_load_explicit(&w.state, memory_order_relaxed) & CHAN__PHASE) !=
+		    CHAN__WAITING)
+			break;
+		if (cs[i].op == CHAN_SEND ? chan__ring_can_send(c) : chan__ring_can_recv(c)) {
+			struct chan__sudog *wake = NULL;
+			ctx__lock(&c->lock);
+			chan__kick_locked(c, &wake);
+			ctx__unlock(&c->lock);
+			chan__finish_all(wake);
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (cs[i].op != CHAN_DONE || !cs[i].ctx)
 			continue;
@@ -606,6 +888,16 @@ static int chan__select(chan_case_t *cs, size_t n, const struct timespec *abs, b
 		cs[w.fired].ok = w.ok;
 	*fired = w.fired;
 	return w.err;
+}
+
+static int chan__select(chan_case_t *cs, size_t n, const struct timespec *abs, bool block,
+                        size_t *fired, struct chan__sudog *sgs)
+{
+	int err;
+	/* A kick that claimed this waiter but found the ring moved: again. */
+	while ((err = chan__select_once(cs, n, abs, block, fired, sgs)) == CHAN__RETRY)
+		;
+	return err;
 }
 
 static void chan__deadline(struct timespec *abs, ctx_duration_t timeout)
@@ -670,10 +962,73 @@ static int chan__one(chan_case_t *cs, bool block)
 	return chan__select(cs, 1, NULL, block, &fired, &sg);
 }
 
+/* The lock-free paths of a buffered channel: EAGAIN when the ring is full
+ * (empty), else the result, with blocked waiters on the other side kicked. */
+static int chan__fast_send(struct chan *c, const void *elem)
+{
+	int r = chan__ring_send(c, elem);
+	if (r == 0)
+		chan__kick(c, &c->recvq);
+	return r;
+}
+
+static int chan__fast_recv(struct chan *c, void *elem, bool *ok)
+{
+	int r = chan__ring_recv(c, elem);
+	if (r == 0) {
+		*ok = true;
+		chan__kick(c, &c->sendq);
+	} else if (r == EPIPE) {
+		if (elem && c->elem_size)
+			memset(elem, 0, c->elem_size);
+		*ok = false;
+		r = 0;
+	}
+	return r;
+}
+
+/* Before queuing as a waiter: watch the ring for a few microseconds (never
+ * on one CPU), as a futex wait would spin first anyway. The watch reads
+ * only the slot at the position of interest, not the other side's
+ * counter; true once it looks ready. */
+static bool chan__ring_watch(struct chan *c, bool send)
+{
+	if (ctx__os_ncpu() < 2)
+		return false;
+	ctx_time_t stop = 0;
+	for (int round = 0;; round++) {
+		for (int i = 0; i < 64; i++) {
+			uint64_t pos = atomic_load_explicit(send ? &c->tail : &c->head,
+			                                    memory_order_relaxed);
+			if (send && (pos & CHAN__CLOSED_BIT))
+				return true;
+			uint64_t seq = atomic_load_explicit(chan__seq(c, pos & ~CHAN__CLOSED_BIT),
+			                                    memory_order_relaxed);
+			if (seq == (send ? 2 * pos : 2 * pos + 1))
+				return true;
+			ctx__os_relax();
+		}
+		if (!send && (atomic_load_explicit(&c->tail, memory_order_relaxed) & CHAN__CLOSED_BIT))
+			return true;
+		ctx_time_t now = ctx__os_now();
+		if (round == 0)
+			stop = now + CHAN__SPIN_NS;
+		else if (now >= stop)
+			return false;
+	}
+}
+
 int chan_send(chan_t *c, const void *elem)
 {
 	if (!c || (!elem && c->elem_size))
 		return EINVAL;
+	if (c->cap) {
+		int r = chan__fast_send(c, elem);
+		if (r != EAGAIN)
+			return r;
+		if (chan__ring_watch(c, true) && (r = chan__fast_send(c, elem)) != EAGAIN)
+			return r;
+	}
 	chan_case_t cs = CHAN_CASE_SEND(c, elem);
 	return chan__one(&cs, true);
 }
@@ -682,6 +1037,8 @@ int chan_try_send(chan_t *c, const void *elem)
 {
 	if (!c || (!elem && c->elem_size))
 		return EINVAL;
+	if (c->cap)
+		return chan__fast_send(c, elem);
 	chan_case_t cs = CHAN_CASE_SEND(c, elem);
 	return chan__one(&cs, false);
 }
@@ -690,10 +1047,19 @@ int chan_recv(chan_t *c, void *elem, bool *ok)
 {
 	if (!c)
 		return EINVAL;
+	bool dummy;
+	if (!ok)
+		ok = &dummy;
+	if (c->cap) {
+		int r = chan__fast_recv(c, elem, ok);
+		if (r != EAGAIN)
+			return r;
+		if (chan__ring_watch(c, false) && (r = chan__fast_recv(c, elem, ok)) != EAGAIN)
+			return r;
+	}
 	chan_case_t cs = CHAN_CASE_RECV(c, elem);
 	int err = chan__one(&cs, true);
-	if (ok)
-		*ok = cs.ok;
+	*ok = cs.ok;
 	return err;
 }
 
@@ -701,10 +1067,18 @@ int chan_try_recv(chan_t *c, void *elem, bool *ok)
 {
 	if (!c)
 		return EINVAL;
+	bool dummy;
+	if (!ok)
+		ok = &dummy;
+	if (c->cap) {
+		int r = chan__fast_recv(c, elem, ok);
+		if (r)
+			*ok = false;
+		return r;
+	}
 	chan_case_t cs = CHAN_CASE_RECV(c, elem);
 	int err = chan__one(&cs, false);
-	if (ok)
-		*ok = err == 0 && cs.ok;
+	*ok = err == 0 && cs.ok;
 	return err;
 }
 

@@ -1,69 +1,286 @@
-/* go.c: Go's `go` statement as one OS thread per call.
+/* go.c: Go's `go` statement on cached OS threads.
  *
- * Design. A goroutine here is a pthread: chan_go starts it detached,
- * chan_go_start joinable. The start record (struct chan_go) carries fn and
- * arg into the thread. Ownership: for a detached thread the new thread owns
- * the record and frees it before calling fn, so nothing of ours is left
- * allocated while fn runs (a thread still blocked when the process exits
- * holds no library memory); for a joinable thread the handle owns it until
- * chan_go_join frees it. pthread_create's own synchronisation publishes the
- * record to the thread: no atomics are needed.
+ * Design. A goroutine here is a pthread that, once its function returns,
+ * parks and waits for the next one. chan_go (and chan__go, which the
+ * companions use) hands the function to the most recently parked thread
+ * when there is one, and starts a new detached thread otherwise. There is
+ * no bound on the number of threads: a function that blocks for ever holds
+ * its own thread and nothing else, so a program that starts many blocking
+ * functions cannot deadlock for want of a thread. A thread parked longer
+ * than the idle time (CHAN__GO_IDLE_NS, 2 s) exits.
  *
- * Cost: one pthread_create (a stack mapping, a clone) per call, tens of
- * microseconds, against Go's ~1 µs goroutine. Fine for workers that live a
- * while; a pool is the answer for many short tasks.
+ * A worker's record (struct worker) lives on its own thread's stack: an
+ * idle thread holds no memory of the library's allocator, and nothing is
+ * left to free when it exits or when the process ends with threads parked.
+ * Only a new thread costs an allocation: the start record that carries the
+ * first function into it, freed by the thread before the function runs.
+ *
+ * The idle list (pool.idle, doubly linked through next/pprev) is guarded by
+ * pool.lock, a 4-byte node lock. LIFO: the thread parked last is reused
+ * first (its stack and caches are warm, it is likely still spinning), and
+ * the ones at the tail are the ones that reach the idle time and exit.
+ *
+ * A worker's `state`:
+ *   W_IDLE   listed (or just popped), watching state in a short spin
+ *   W_SLEEP  listed (or just popped), asleep on the futex of state
+ *   W_TASK   fn/arg/then/then_arg hold work: run it
+ * The starter pops the worker under pool.lock (pprev = NULL), writes the
+ * task fields, then exchanges W_TASK in with release order (pairs with the
+ * worker's acquire load) and wakes the worker only if it said W_SLEEP. A
+ * worker that reaches its idle time takes pool.lock: still listed, it
+ * unlinks itself and exits; already popped, a task is on its way and it
+ * waits for it (without a time limit: the starter is between its pop and
+ * its exchange).
+ *
+ * The spin is adaptive: at most half the CPUs' worth of parked workers spin
+ * at once (the rest sleep at once), a worker whose spin caught a task spins
+ * up to SPIN_MAX_NS next time, one whose spin ran out halves its next spin
+ * (down to SPIN_MIN_NS). On a single CPU nobody spins.
+ *
+ * fork(): prepare takes pool.lock so the child inherits a consistent list;
+ * the parked threads do not exist in the child, so the child empties the
+ * list (their records are on stacks nobody runs) and unlocks. A worker that
+ * called fork() from its function goes on in the child as that process's
+ * cached thread.
+ *
+ * chan_go_start's handle: the joinable function runs through chan__go with
+ * `then` marking the handle done; chan_go_join waits on that word
+ * (ctx__wait_word, WAITERS protocol) and frees the handle. The finishing
+ * thread's futex wake may reach the word after the joiner saw it done and
+ * freed it: a wake on freed memory is at most a spurious wake for whoever
+ * sleeps there now, which every futex user tolerates (glibc's own mutexes
+ * have the same property).
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "goctx/chan.h"
 #include "../ctx/internal.h"
+#include "go.h"
 
-struct chan_go {
-	pthread_t tid;       /* joinable handles only; written by pthread_create */
-	void (*fn)(void *);  /* fixed */
-	void *arg;           /* fixed */
+#define SPIN_MAX_NS (50 * CTX_MICROSECOND)
+#define SPIN_MIN_NS (2 * CTX_MICROSECOND)
+
+enum { W_IDLE = 0, W_SLEEP = 1, W_TASK = 2 };
+
+struct worker {
+	_Atomic uint32_t state;   /* W_IDLE, W_SLEEP, W_TASK: see above */
+	struct worker *next;      /* idle list; guarded by pool.lock */
+	struct worker **pprev;    /* idle list; NULL when not listed */
+	void (*fn)(void *);       /* the task: written by the starter before W_TASK */
+	void *arg;
+	void (*then)(void *);
+	void *then_arg;
+	ctx_duration_t spin;      /* this worker's next spin; its own */
 };
 
-static void *chan__go_detached(void *p)
+/* The start record of a new thread: its first task. */
+struct start {
+	void (*fn)(void *);
+	void *arg;
+	void (*then)(void *);
+	void *then_arg;
+};
+
+static struct {
+	_Atomic uint32_t lock;
+	struct worker *idle;          /* guarded by lock */
+	size_t parked;                /* guarded by lock */
+	_Atomic size_t threads;       /* started and not yet exited */
+	_Atomic int spinning;         /* workers in their park spin now */
+	_Atomic ctx_duration_t idle_ns;
+} pool = {.idle_ns = CHAN__GO_IDLE_NS};
+
+static _Thread_local bool in_worker;
+
+static void fork_prepare(void) { ctx__lock(&pool.lock); }
+static void fork_parent(void) { ctx__unlock(&pool.lock); }
+static void fork_child(void)
 {
-	struct chan_go *g = p;
-	void (*fn)(void *) = g->fn;
-	void *arg = g->arg;
-	ctx__free(g);
-	fn(arg);
+	/* Only this thread exists now. The lock is ours (fork_prepare); no one
+	 * sleeps on it in this process. */
+	pool.idle = NULL;
+	pool.parked = 0;
+	atomic_store(&pool.threads, in_worker ? 1 : 0);
+	atomic_store(&pool.spinning, 0);
+	atomic_store_explicit(&pool.lock, 0, memory_order_release);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void atfork_init(void) { ctx__os_atfork(fork_prepare, fork_parent, fork_child); }
+
+static void unlink_worker(struct worker *w)
+{
+	*w->pprev = w->next;
+	if (w->next)
+		w->next->pprev = w->pprev;
+	w->pprev = NULL;
+	pool.parked--;
+}
+
+/* After a task: list w, wait for the next task. false: the idle time
+ * passed, w is unlisted, the thread exits. */
+static bool park(struct worker *w)
+{
+	atomic_store_explicit(&w->state, W_IDLE, memory_order_relaxed);
+	ctx__lock(&pool.lock);
+	w->next = pool.idle;
+	if (w->next)
+		w->next->pprev = &w->next;
+	w->pprev = &pool.idle;
+	pool.idle = w;
+	pool.parked++;
+	ctx__unlock(&pool.lock);
+
+	int ncpu = ctx__os_ncpu();
+	int spinners = ncpu / 2 > 0 ? ncpu / 2 : 1;
+	if (ncpu > 1 && atomic_fetch_add_explicit(&pool.spinning, 1, memory_order_relaxed) < spinners) {
+		ctx_time_t stop = ctx__os_now() + w->spin;
+		bool got = false;
+		for (;;) {
+			for (int i = 0; i < 64 && !got; i++) {
+				/* Acquire: pairs with the starter's release exchange. */
+				if (atomic_load_explicit(&w->state, memory_order_acquire) == W_TASK)
+					got = true;
+				else
+					ctx__os_relax();
+			}
+			if (got || ctx__os_now() >= stop)
+				break;
+		}
+		atomic_fetch_sub_explicit(&pool.spinning, 1, memory_order_relaxed);
+		if (got) {
+			w->spin = SPIN_MAX_NS;
+			return true;
+		}
+		w->spin = w->spin / 2 > SPIN_MIN_NS ? w->spin / 2 : SPIN_MIN_NS;
+	} else {
+		atomic_fetch_sub_explicit(&pool.spinning, 1, memory_order_relaxed);
+	}
+
+	uint32_t s = W_IDLE;
+	if (!atomic_compare_exchange_strong_explicit(&w->state, &s, W_SLEEP, memory_order_acquire,
+	                                             memory_order_acquire))
+		return true; /* W_TASK came */
+	ctx_time_t deadline =
+		ctx__add_sat(ctx__os_now(), atomic_load_explicit(&pool.idle_ns, memory_order_relaxed));
+	struct timespec abs = ctx__os_timespec(deadline);
+	for (;;) {
+		ctx__os_wait(&w->state, W_SLEEP, &abs);
+		if (atomic_load_explicit(&w->state, memory_order_acquire) == W_TASK)
+			return true;
+		if (ctx__os_now() < deadline)
+			continue; /* a signal or a spurious wake */
+		ctx__lock(&pool.lock);
+		bool listed = w->pprev != NULL;
+		if (listed)
+			unlink_worker(w);
+		ctx__unlock(&pool.lock);
+		if (listed)
+			return false;
+		/* Popped: the starter is about to hand its task over. */
+		while (atomic_load_explicit(&w->state, memory_order_acquire) != W_TASK)
+			ctx__os_wait(&w->state, W_SLEEP, NULL);
+		return true;
+	}
+}
+
+static void *worker_main(void *p)
+{
+	struct start *st = p;
+	struct worker w = {.fn = st->fn, .arg = st->arg, .then = st->then,
+	                   .then_arg = st->then_arg, .spin = SPIN_MAX_NS};
+	ctx__free(st);
+	in_worker = true;
+	do {
+		w.fn(w.arg);
+		if (w.then)
+			w.then(w.then_arg);
+	} while (park(&w));
+	/* Release: whoever sees the count drop (the tests' drain) sees all
+	 * this thread did. */
+	atomic_fetch_sub_explicit(&pool.threads, 1, memory_order_release);
 	return NULL;
 }
 
-static void *chan__go_joinable(void *p)
+int chan__go(void (*fn)(void *arg), void *arg, void (*then)(void *then_arg), void *then_arg)
 {
-	struct chan_go *g = p;
-	g->fn(g->arg);
-	return NULL;
+	pthread_once(&atfork_once, atfork_init);
+	ctx__lock(&pool.lock);
+	struct worker *w = pool.idle;
+	if (w)
+		unlink_worker(w);
+	ctx__unlock(&pool.lock);
+	if (w) {
+		w->fn = fn;
+		w->arg = arg;
+		w->then = then;
+		w->then_arg = then_arg;
+		/* Release: the task fields before the state, for the worker's
+		 * acquire load. */
+		if (atomic_exchange_explicit(&w->state, W_TASK, memory_order_release) == W_SLEEP)
+			ctx__os_wake(&w->state, 1);
+		return 0;
+	}
+
+	struct start *st = ctx__alloc(sizeof(*st));
+	if (!st)
+		return ENOMEM;
+	*st = (struct start){fn, arg, then, then_arg};
+	pthread_attr_t attr;
+	int err = pthread_attr_init(&attr);
+	if (err) {
+		ctx__free(st);
+		return err;
+	}
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	atomic_fetch_add_explicit(&pool.threads, 1, memory_order_relaxed);
+	pthread_t tid;
+	err = pthread_create(&tid, &attr, worker_main, st);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		atomic_fetch_sub_explicit(&pool.threads, 1, memory_order_relaxed);
+		ctx__free(st); /* the thread never started: still ours */
+	}
+	return err;
 }
 
 int chan_go(void (*fn)(void *arg), void *arg)
 {
 	if (!fn)
 		return EINVAL;
-	struct chan_go *g = ctx__alloc(sizeof(*g));
-	if (!g)
-		return ENOMEM;
-	g->fn = fn;
-	g->arg = arg;
-	pthread_attr_t attr;
-	int err = pthread_attr_init(&attr);
-	if (err) {
-		ctx__free(g);
-		return err;
-	}
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_t tid;
-	err = pthread_create(&tid, &attr, chan__go_detached, g);
-	pthread_attr_destroy(&attr);
-	if (err)
-		ctx__free(g); /* the thread never started: still ours */
-	return err;
+	return chan__go(fn, arg, NULL, NULL);
+}
+
+/* ---- joinable ---- */
+
+#define H_DONE 1u
+
+struct chan_go {
+	_Atomic uint32_t done;  /* H_DONE once fn returned; CTX__WAITERS: a joiner sleeps */
+	void (*fn)(void *);     /* fixed */
+	void *arg;              /* fixed */
+};
+
+/* The handle whose function this thread runs now (EDEADLK in join). */
+static _Thread_local struct chan_go *running;
+
+static void joinable_run(void *p)
+{
+	struct chan_go *g = p;
+	running = g;
+	g->fn(g->arg);
+	running = NULL;
+}
+
+static void joinable_done(void *p)
+{
+	struct chan_go *g = p;
+	/* Release: fn's writes before done, for the joiner's acquire. */
+	if (atomic_exchange_explicit(&g->done, H_DONE, memory_order_release) & CTX__WAITERS)
+		ctx__os_wake(&g->done, INT_MAX);
 }
 
 int chan_go_start(chan_go_t **handle, void (*fn)(void *arg), void *arg)
@@ -74,9 +291,10 @@ int chan_go_start(chan_go_t **handle, void (*fn)(void *arg), void *arg)
 	struct chan_go *g = ctx__alloc(sizeof(*g));
 	if (!g)
 		return ENOMEM;
+	atomic_init(&g->done, 0);
 	g->fn = fn;
 	g->arg = arg;
-	int err = pthread_create(&g->tid, NULL, chan__go_joinable, g);
+	int err = chan__go(joinable_run, g, joinable_done, g);
 	if (err) {
 		ctx__free(g);
 		return err;
@@ -85,13 +303,32 @@ int chan_go_start(chan_go_t **handle, void (*fn)(void *arg), void *arg)
 	return 0;
 }
 
+static bool is_done(uint32_t s) { return s & H_DONE; }
+
 int chan_go_join(chan_go_t *handle)
 {
 	if (!handle)
 		return EINVAL;
-	int err = pthread_join(handle->tid, NULL);
-	if (err)
-		return err; /* e.g. EDEADLK joining oneself: the handle stays valid */
+	if (handle == running)
+		return EDEADLK; /* joining oneself: the handle stays valid */
+	ctx__wait_word(&handle->done, is_done, -1);
 	ctx__free(handle);
 	return 0;
+}
+
+/* ---- for the tests ---- */
+
+void chan__go_set_idle(ctx_duration_t d)
+{
+	atomic_store_explicit(&pool.idle_ns, d > 0 ? d : CHAN__GO_IDLE_NS, memory_order_relaxed);
+}
+
+size_t chan__go_threads(void) { return atomic_load_explicit(&pool.threads, memory_order_acquire); }
+
+size_t chan__go_parked(void)
+{
+	ctx__lock(&pool.lock);
+	size_t n = pool.parked;
+	ctx__unlock(&pool.lock);
+	return n;
 }

@@ -17,6 +17,25 @@ ctx_time_t ctx_now(void)
 	return f ? f() : ctx__os_now();
 }
 
+/* The test wall clock (ns since the Unix epoch) for ctx_format; NULL means
+ * CLOCK_REALTIME. Relaxed, as above. */
+static _Atomic(ctx_time_t (*)(void)) fake_wall;
+
+void ctx__set_wall_clock(ctx_time_t (*now)(void))
+{
+	atomic_store_explicit(&fake_wall, now, memory_order_relaxed);
+}
+
+ctx_time_t ctx__wall_now(void)
+{
+	ctx_time_t (*f)(void) = atomic_load_explicit(&fake_wall, memory_order_relaxed);
+	if (f)
+		return f();
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (ctx_time_t)ts.tv_sec * CTX_SECOND + ts.tv_nsec;
+}
+
 bool ctx__clock_is_fake(void)
 {
 	return atomic_load_explicit(&fake_clock, memory_order_relaxed) != NULL;

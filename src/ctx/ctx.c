@@ -84,8 +84,11 @@ struct ctx *ctx__destroy(struct ctx *c)
 		if (!ctx_done(c))
 			ctx__timer_disarm((struct ctx__timer *)c);
 		/* fall through */
-	case CTX__CANCEL: {
+	case CTX__CANCEL:
+	case CTX__EXT: {
 		struct ctx__cnode *cn = (struct ctx__cnode *)c;
+		if (c->kind == CTX__EXT)
+			ctx__ext_freed((struct ctx__ext *)c);
 		/* A done node left its parent's list when its cancellation
 		 * finished (which happened before this free: that op held a
 		 * reference). A live one may still be listed. */

@@ -1,11 +1,78 @@
 /* format.c: Go's String() form of a context, and error words. */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "internal.h"
+
+#if !defined(__linux__) && defined(ELAST)
+/* FreeBSD, macOS: NOT COMPILED OR TESTED HERE. strerror may share one buffer
+ * between threads; strerror_r fills a table of every number once. */
+static char words[ELAST + 1][96];
+static pthread_once_t words_once = PTHREAD_ONCE_INIT;
+
+static void fill_words(void)
+{
+	for (int i = 0; i <= ELAST; i++)
+		if (strerror_r(i, words[i], sizeof words[i]) != 0)
+			words[i][0] = 0;
+}
+#endif
+
+/* libc's words for err as a static, thread-safe string, or NULL for a
+ * number libc does not know. */
+static const char *libc_words(int err)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+	/* strerrordesc_np is thread-safe and static, unlike strerror. */
+	return strerrordesc_np(err);
+#elif defined(__linux__) && !defined(__GLIBC__)
+	/* musl: strerror is thread-safe and always static ("No error
+	 * information" for numbers it does not know). */
+	return strerror(err);
+#elif defined(ELAST)
+	if (err < 0 || err > ELAST)
+		return NULL;
+	pthread_once(&words_once, fill_words);
+	return words[err][0] ? words[err] : NULL;
+#else
+	(void)err;
+	return NULL; /* no thread-safe static text known here: the number only */
+#endif
+}
+
+/* libc's name of a signal as a static, thread-safe string, or NULL. */
+static const char *libc_signal_words(int sig)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+	return sigdescr_np(sig); /* thread-safe and static, unlike strsignal */
+#elif defined(__linux__) && !defined(__GLIBC__)
+	return strsignal(sig); /* musl: static strings, thread-safe */
+#else
+	(void)sig;
+	return NULL; /* BSD/macOS: strsignal may share a buffer; the number only */
+#endif
+}
+
+/* Go 1.26's cause of a signal context: strsignal's words with a lower-case
+ * first letter, then " signal received". The result lives in a buffer
+ * of this thread's. */
+static const char *signal_words(int sig)
+{
+	static _Thread_local char words[96];
+	const char *d = libc_signal_words(sig);
+	if (!d) {
+		snprintf(words, sizeof words, "signal %d signal received", sig);
+		return words;
+	}
+	snprintf(words, sizeof words, "%s signal received", d);
+	if (words[0] >= 'A' && words[0] <= 'Z')
+		words[0] = (char)(words[0] - 'A' + 'a');
+	return words;
+}
 
 const char *ctx_strerror(int err)
 {
@@ -15,10 +82,11 @@ const char *ctx_strerror(int err)
 	case ETIMEDOUT:
 		return "context deadline exceeded";
 	default: {
-		/* strerrordesc_np is thread-safe and static, unlike strerror;
-		 * a number it does not know gets strerror's words, in a buffer of
-		 * this thread's. */
-		const char *s = strerrordesc_np(err);
+		if ((err & ~0xff) == CTX__CAUSE_SIGNAL_BIT && (err & 0xff) > 0 && (err & 0xff) < NSIG)
+			return signal_words(err & 0xff);
+		/* A number libc does not know gets strerror's words, in a buffer
+		 * of this thread's. */
+		const char *s = libc_words(err);
 		if (s)
 			return s;
 		static _Thread_local char unknown[32];
@@ -126,10 +194,7 @@ static void put_duration(struct out *o, ctx_duration_t d)
 static void put_deadline(struct out *o, ctx_time_t d)
 {
 	ctx_time_t now = ctx_now();
-	struct timespec wall;
-	clock_gettime(CLOCK_REALTIME, &wall);
-	ctx_time_t w = ctx__add_sat((ctx_time_t)wall.tv_sec * CTX_SECOND + wall.tv_nsec,
-	                            ctx__add_sat(d, -now));
+	ctx_time_t w = ctx__add_sat(ctx__wall_now(), ctx__add_sat(d, -now));
 	time_t secs = (time_t)(w / CTX_SECOND);
 	long ns = (long)(w % CTX_SECOND);
 	if (ns < 0)
@@ -171,6 +236,13 @@ static void put_layer(struct out *o, const struct ctx *c)
 	case CTX__WITHOUT:
 		put(o, ".WithoutCancel");
 		break;
+	case CTX__EXT: {
+		const struct ctx__ext *e = (const struct ctx__ext *)c;
+		char tmp[256];
+		e->ops->format(e, tmp, sizeof tmp);
+		put(o, "%s", tmp);
+		break;
+	}
 	default:
 		break;
 	}

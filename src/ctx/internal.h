@@ -11,6 +11,9 @@
  *   TIMER    a cancelable node with its own deadline (struct ctx__timer).
  *   AFTER    an after-func registration (struct ctx__after); it sits in a
  *            cancelable node's child list like a child (as Go's afterFuncCtx).
+ *   EXT      a cancelable node that an upper module extends (struct
+ *            ctx__ext, ext.c): a CANCEL node with a table of hooks for its
+ *            format and its free. The signal contexts are EXT nodes.
  *
  * `src` of a node is the nearest cancelable node at or above it (itself for
  * CANCEL/TIMER), or NULL when the node can never be done. ctx_err() is
@@ -71,6 +74,7 @@ enum ctx__kind {
 	CTX__CANCEL,
 	CTX__TIMER,
 	CTX__AFTER,
+	CTX__EXT,
 };
 
 #define CTX__ERR_MASK 0xffu
@@ -146,6 +150,27 @@ struct ctx__after {
 	pthread_t runner;            /* written before the RUNNING release-CAS */
 };
 
+/* An EXT node (ext.c): a CANCEL node (everything in the core treats it as
+ * one) plus the hooks of the module that made it, which lays out its own
+ * fields after this header. */
+struct ctx__ext;
+struct ctx__ext_ops {
+	/* This layer's part of ctx_format (".WithSignals([SIGINT])"), written
+	 * as snprintf does; returns the whole length. */
+	int (*format)(const struct ctx__ext *e, char *buf, size_t size);
+	/* Called once, in the thread that drops the last reference, before the
+	 * core unlinks and frees the node (it must not free it). NULL: none. */
+	void (*freed)(struct ctx__ext *e);
+};
+struct ctx__ext {
+	struct ctx__cnode c;
+	const struct ctx__ext_ops *ops; /* fixed */
+};
+
+/* The bit of a cause that says "signal" (CTX_CAUSE_SIGNAL in goctx/signal.h,
+ * which the core does not include): ctx_strerror words it. */
+#define CTX__CAUSE_SIGNAL_BIT 0x40000000
+
 /* ---- The core's files, bottom to top. Each uses only those above it in
  * this list, except the tree (ctx.c, cancel.c, timer.c, after.c, fd.c),
  * whose files call each other: a constructor arms a timer, the timer
@@ -176,6 +201,8 @@ static inline void ctx__unlock(_Atomic uint32_t *l)
 /* ---- clock.c ---- */
 void ctx__clock_set_fake(ctx_time_t (*now)(void));
 bool ctx__clock_is_fake(void);
+/* CLOCK_REALTIME in ns, or the test wall clock (ctx__set_wall_clock). */
+ctx_time_t ctx__wall_now(void);
 /* Saturating a + b for any b. */
 ctx_time_t ctx__add_sat(ctx_time_t a, ctx_duration_t b);
 
@@ -219,11 +246,31 @@ int ctx__link(struct ctx__cnode *src, struct ctx__node *n, int *cause);
 #define CTX__TIMER_CAUSE 0
 void ctx__cancel(struct ctx__cnode *c, int err, int cause, bool unlink);
 
+/* ---- ext.c (the tree) ---- */
+/* A cancelable child of parent of `size` bytes (at least sizeof(struct
+ * ctx__ext); the bytes after the header are the caller's, uninitialised)
+ * with hooks `ops`, like ctx_with_cancel otherwise (born done under a done
+ * parent). NULL + errno (EINVAL, ENOMEM) on failure. */
+struct ctx__ext *ctx__ext_new(ctx_t *parent, size_t size, const struct ctx__ext_ops *ops,
+                              ctx_cancel_t **cancel, const void *where);
+/* Run e's freed hook (ctx__destroy calls it). */
+void ctx__ext_freed(struct ctx__ext *e);
+
 /* ---- timer.c (the tree) ---- */
 /* Arm t (not yet armed; left disarmed if it is done); 0 or an errno from
  * starting the thread. */
 int ctx__timer_arm(struct ctx__timer *t);
 /* Disarm t if armed. */
 void ctx__timer_disarm(struct ctx__timer *t);
+/* The service hook: lets an upper module have work run on the library's
+ * one thread (the timer thread). ctx__service_start(fn) registers fn (one
+ * per process; a second call with the same fn is a no-op, another fn:
+ * EBUSY) and starts the thread if needed (0, or EAGAIN/errno from
+ * pthread_create). ctx__service_wake() makes the thread call fn once more,
+ * soon, with no lock held; it only stores to two atomic words and issues
+ * one futex wake, so it is async-signal-safe on Linux (the signal handler
+ * of src/signal calls it). Wakes made while fn runs make it run again. */
+int ctx__service_start(void (*fn)(void));
+void ctx__service_wake(void);
 
 #endif

@@ -14,6 +14,10 @@
 void ctx__set_clock(ctx_time_t (*now)(void));
 void ctx__timers_kick(void);
 
+/* Replace the wall clock ctx_format prints deadlines with (ns since the
+ * Unix epoch; NULL: CLOCK_REALTIME again), so its whole text is exact. */
+void ctx__set_wall_clock(ctx_time_t (*now)(void));
+
 /* How many deadlines are armed in the timer queue right now. */
 size_t ctx__timers_pending(void);
 

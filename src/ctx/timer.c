@@ -12,14 +12,23 @@
  * (try_retain, under q.lock) on each due node before letting go of the
  * lock; a node whose count is already zero is left to its destructor.
  *
- * The thread sleeps on q.cond (CLOCK_MONOTONIC) until the earliest
- * deadline (q.sleep_until); arming signals it only when the new deadline
- * is earlier than that.
+ * The thread sleeps on the futex word q.kick (ctx__os_wait, CLOCK_MONOTONIC)
+ * until the earliest deadline (q.sleep_until); it reads q.kick under q.lock
+ * before it looks at the queue and the service flag, and whoever wants it
+ * awake bumps q.kick and wakes it, so no wake-up is lost between its last
+ * look and its sleep. Arming wakes it only when the new deadline is earlier
+ * than q.sleep_until.
  * With a test clock installed it sleeps until ctx__timers_kick().
  *
+ * The service hook: an upper module may register one function
+ * (ctx__service_start) that the thread calls, with no lock held, each time
+ * ctx__service_wake() was called since the last call. The wake touches only
+ * two atomic words and the futex, so a signal handler may call it (the
+ * signal contexts of src/signal do: their cancellations run here).
+ *
  * fork(): prepare takes q.lock so the child inherits a consistent heap;
- * the child unlocks it, makes the cond anew and restarts the thread if timers are
- * pending. q.lock is never held together with a node's lock.
+ * the child unlocks it and restarts the thread if timers are pending or a
+ * service is registered. q.lock is never held together with a node's lock.
  */
 #include <errno.h>
 
@@ -28,15 +37,29 @@
 
 static struct {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	_Atomic uint32_t kick; /* bumped (then woken) to wake the thread */
 	struct ctx__timer *root;
 	size_t count;
 	bool started;   /* the thread runs (or is being started) */
-	bool sleeping;  /* the thread waits on cond */
+	bool sleeping;  /* the thread sleeps on kick */
 	ctx_time_t sleep_until; /* ... until this deadline (INT64_MAX: untimed) */
 } q = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* The service hook (see the top of the file). Relaxed loads of `service`
+ * are enough: it is written once, under q.lock, before the thread that
+ * reads it is woken for it. */
+static void (*_Atomic service)(void);
+static _Atomic uint32_t service_due;
+
+/* Wake the thread: q.kick changes, so a sleep that read the old value
+ * returns at once. */
+static void kick_thread(void)
+{
+	atomic_fetch_add_explicit(&q.kick, 1, memory_order_release);
+	ctx__os_wake(&q.kick, 1);
+}
 
 /* ---- the pairing heap ---- */
 
@@ -120,6 +143,16 @@ static void *timer_main(void *arg)
 	(void)arg;
 	pthread_mutex_lock(&q.lock);
 	for (;;) {
+		/* Read before looking at anything a waker changes (see top). */
+		uint32_t kick = atomic_load_explicit(&q.kick, memory_order_acquire);
+		if (atomic_exchange_explicit(&service_due, 0, memory_order_acq_rel)) {
+			void (*fn)(void) = atomic_load_explicit(&service, memory_order_relaxed);
+			pthread_mutex_unlock(&q.lock);
+			if (fn)
+				fn();
+			pthread_mutex_lock(&q.lock);
+			continue;
+		}
 		/* Due timers, earliest first, through hnext. */
 		struct ctx__timer *due = NULL, **tail = &due;
 		ctx_time_t now = ctx_now();
@@ -154,12 +187,15 @@ static void *timer_main(void *arg)
 		if (ctx__clock_is_fake())
 			q.sleep_until = INT64_MAX; /* only kicks move a test clock */
 		q.sleeping = true;
-		if (q.sleep_until == INT64_MAX) {
-			pthread_cond_wait(&q.cond, &q.lock);
+		ctx_time_t until = q.sleep_until;
+		pthread_mutex_unlock(&q.lock);
+		if (until == INT64_MAX) {
+			ctx__os_wait(&q.kick, kick, NULL);
 		} else {
-			struct timespec ts = ctx__os_timespec(q.sleep_until);
-			ctx__os_cond_timedwait(&q.cond, &q.lock, &ts);
+			struct timespec ts = ctx__os_timespec(until);
+			ctx__os_wait(&q.kick, kick, &ts);
 		}
+		pthread_mutex_lock(&q.lock);
 		q.sleeping = false;
 	}
 	return NULL;
@@ -174,27 +210,21 @@ static int start_thread(void)
 	return e;
 }
 
-static void init_cond(void) { ctx__os_cond_init(&q.cond); }
-
 static void fork_prepare(void) { pthread_mutex_lock(&q.lock); }
 static void fork_parent(void) { pthread_mutex_unlock(&q.lock); }
 
 static void fork_child(void)
 {
-	/* Only this thread exists now, and it holds q.lock (fork_prepare).
-	 * The cond may record waiters (the parent's timer thread) that do not
-	 * exist here: it is made anew. */
-	pthread_mutex_unlock(&q.lock);
-	init_cond();
+	/* Only this thread exists now, and it holds q.lock (fork_prepare). */
 	q.started = false;
 	q.sleeping = false;
-	if (q.root)
+	if (q.root || atomic_load_explicit(&service, memory_order_relaxed))
 		start_thread();
+	pthread_mutex_unlock(&q.lock);
 }
 
 static void init_queue(void)
 {
-	init_cond();
 	ctx__os_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -207,7 +237,7 @@ int ctx__timer_arm(struct ctx__timer *t)
 		heap_insert(t);
 		/* Wake the thread only if it sleeps past this deadline. */
 		if (q.sleeping && t->deadline < q.sleep_until)
-			pthread_cond_signal(&q.cond);
+			kick_thread();
 	}
 	pthread_mutex_unlock(&q.lock);
 	/* A cancel that reached t before the insert found nothing to disarm;
@@ -236,8 +266,30 @@ void ctx__timers_kick(void)
 {
 	pthread_once(&init_once, init_queue);
 	pthread_mutex_lock(&q.lock);
-	pthread_cond_signal(&q.cond);
+	kick_thread();
 	pthread_mutex_unlock(&q.lock);
+}
+
+int ctx__service_start(void (*fn)(void))
+{
+	pthread_once(&init_once, init_queue);
+	pthread_mutex_lock(&q.lock);
+	void (*cur)(void) = atomic_load_explicit(&service, memory_order_relaxed);
+	int e = cur && cur != fn ? EBUSY : 0;
+	if (!e && !q.started)
+		e = start_thread();
+	if (!e)
+		atomic_store_explicit(&service, fn, memory_order_relaxed);
+	pthread_mutex_unlock(&q.lock);
+	return e;
+}
+
+void ctx__service_wake(void)
+{
+	/* No lock: this runs in signal handlers. The flag is set before the
+	 * kick, and the thread reads the kick before the flag. */
+	atomic_store_explicit(&service_due, 1, memory_order_release);
+	kick_thread();
 }
 
 size_t ctx__timers_pending(void)

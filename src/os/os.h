@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "goctx.h"
@@ -169,5 +170,41 @@ int ctx__os_thread_start(void *(*fn)(void *), void *arg);
 
 /* pthread_atfork: the handlers run in the order POSIX gives. 0 or an errno. */
 int ctx__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
+
+/* ---- src/io's platform part (io.c): a thread's wake descriptor, poll with a
+ * ns timeout, per-call non-blocking read and write ----
+ * Used by src/io: a thread that waits for a descriptor and a context at once
+ * polls the descriptor together with its own wake descriptor, which an
+ * after-func on the context makes readable. One per thread, reused by every
+ * wait of that thread. Linux: one eventfd (rfd == wfd); elsewhere a pipe.
+ * Both ends are non-blocking and close-on-exec. */
+typedef struct ctx__os_wakefd {
+	int rfd; /* poll this for POLLIN; -1: not made */
+	int wfd; /* ctx__os_wakefd_signal writes here */
+} ctx__os_wakefd_t;
+
+/* 0 or an errno (EMFILE, ENFILE, ENOMEM). */
+int ctx__os_wakefd_open(ctx__os_wakefd_t *w);
+/* Make rfd readable; async-signal-safe, callable from any thread. */
+void ctx__os_wakefd_signal(const ctx__os_wakefd_t *w);
+/* Make rfd unreadable again (consume every signal so far). */
+void ctx__os_wakefd_drain(const ctx__os_wakefd_t *w);
+void ctx__os_wakefd_close(ctx__os_wakefd_t *w);
+
+/* struct pollfd and nfds_t come from <poll.h>. poll(2) with a timeout in ns
+ * (negative: none), rounded up to what the platform can express (ppoll's
+ * ns on Linux, poll's ms elsewhere) so that it never returns early. The
+ * result and errno are poll's (EINTR included: the caller retries). */
+struct pollfd;
+int ctx__os_poll(struct pollfd *fds, unsigned long n, ctx_duration_t timeout);
+
+/* read(2)/write(2) at the current position that never wait, whatever the
+ * descriptor's O_NONBLOCK flag: -1 with EAGAIN where they would (Linux:
+ * preadv2/pwritev2 with RWF_NOWAIT). -1 with EOPNOTSUPP (or ENOSYS, or
+ * EINVAL from an older kernel) where the descriptor or the platform has no
+ * such form. A write to a socket this way can raise SIGPIPE: use send. */
+ssize_t ctx__os_read_nowait(int fd, void *buf, size_t len);
+ssize_t ctx__os_write_nowait(int fd, const void *buf, size_t len);
 
 #endif

@@ -10,7 +10,9 @@
  * the library must still work under the same parent. The channel module's
  * allocating calls (chan_make, a blocking chan_select over more cases than
  * fit on its stack, chan_recv_ctx, chan_go, chan_go_start) are walked the
- * same way: ENOMEM, nothing sent or received, nothing left.
+ * same way: ENOMEM, nothing sent or received, nothing left. So are the I/O
+ * module's waits (ctx_read, a ctx_poll over more descriptors than fit on its
+ * stack, ctx_dial_tcp with a name to look up).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,7 +30,9 @@
 
 #include "goctx.h"
 #include "goctx/chan.h"
+#include "goctx/io.h"
 #include "ctx/testing.h"
+#include "chan/go.h"
 
 /* ---- the failing allocator ---- */
 
@@ -621,10 +625,100 @@ static void test_channels(void **state)
 	assert_true(walk_int("chan_recv_ctx (1 ms deadline)", call_recv_ctx, ETIMEDOUT) >= 1);
 	assert_true(walk_int("chan_go_start + chan_go_join", call_go_start, 0) >= 1);
 	int failed_go = atomic_load(&go_runs);
+	/* chan_go allocates only when no cached thread is parked: let the
+	 * cached ones leave first (their idle time, shortened). */
+	chan__go_set_idle(CTX_MILLISECOND);
+	for (int i = 0; i < 20000 && chan__go_threads() != 0; i++)
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	assert_int_equal(chan__go_threads(), 0);
+	chan__go_set_idle(0);
 	assert_true(walk_int("chan_go", call_go, 0) >= 1);
 	/* Every failed chan_go/chan_go_start ran nothing: one run per success. */
 	assert_int_equal(failed_go, before + 1);
 	assert_int_equal(atomic_load(&go_runs), before + 2);
+}
+
+/* ---- I/O (goctx/io.h) ---- */
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A read that must wait: the after-func registration; 1 ms deadline. */
+static int call_io_read(void)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	ctx_t *c = ctx_with_timeout(ctx_background(), CTX_MILLISECOND, NULL);
+	int r;
+	if (!c) {
+		r = errno;
+	} else {
+		char b;
+		r = ctx_read(c, p[0], &b, 1) < 0 ? errno : 0;
+		ctx_release(c);
+	}
+	close(p[0]);
+	close(p[1]);
+	return r;
+}
+
+/* A ctx_poll over 20 descriptors: its array and the registration. */
+static int call_io_poll_many(void)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	ctx_t *c = ctx_with_timeout(ctx_background(), CTX_MILLISECOND, NULL);
+	int r;
+	if (!c) {
+		r = errno;
+	} else {
+		struct pollfd f[20];
+		for (int i = 0; i < 20; i++)
+			f[i] = (struct pollfd){.fd = p[0], .events = POLLIN};
+		r = ctx_poll(c, f, 20, NULL);
+		ctx_release(c);
+	}
+	close(p[0]);
+	close(p[1]);
+	return r;
+}
+
+static char dial_port[16];
+
+/* A name: the resolver's job and the registration. */
+static int call_io_dial_name(void)
+{
+	ctx_cancel_t *h;
+	ctx_t *c = ctx_with_cancel(ctx_background(), &h);
+	if (!c)
+		return errno;
+	int fd = -1;
+	int r = ctx_dial_tcp(c, "localhost", dial_port, &fd);
+	if (fd >= 0)
+		close(fd);
+	ctx_cancel(h);
+	ctx_release(c);
+	return r;
+}
+
+static void test_io(void **state)
+{
+	(void)state;
+	assert_true(walk_int("ctx_read (1 ms deadline)", call_io_read, ETIMEDOUT) >= 2);
+	assert_true(walk_int("ctx_poll (20 descriptors, 1 ms deadline)", call_io_poll_many,
+	                     ETIMEDOUT) >= 3);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof a;
+	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &al), 0);
+	assert_int_equal(listen(l, 128), 0);
+	snprintf(dial_port, sizeof dial_port, "%d", ntohs(a.sin_port));
+	assert_true(walk_int("ctx_dial_tcp (a name)", call_io_dial_name, 0) >= 3);
+	close(l);
 }
 
 static void test_nothing_left(void **state)
@@ -648,6 +742,7 @@ int main(void)
 		cmocka_unit_test(test_after_func),
 		cmocka_unit_test(test_cancel_dup_and_done_fd),
 		cmocka_unit_test(test_channels),
+		cmocka_unit_test(test_io),
 		cmocka_unit_test(test_nothing_left),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

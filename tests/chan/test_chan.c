@@ -8,11 +8,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "goctx.h"
+#include "chan/go.h"
 #include "goctx/chan.h"
+#include "chan/testing.h"
+#include "util.h"
 
 /* ---- An allocator that counts, and fails on demand. ----------------------
  * Installed by main before anything allocates. */
@@ -159,7 +163,7 @@ static void test_unbuffered_rendezvous(void **state)
 		assert_int_equal(v, i);
 		assert_int_equal(chan_len(c), 0);
 	}
-	assert_int_equal(chan_go_join(g), 0);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "the goroutine returns", chan_go_join(g)), 0);
 	assert_int_equal(s.err, 0);
 	chan_release(c);
 }
@@ -203,7 +207,7 @@ static void test_fifo_with_blocked_sender(void **state)
 		assert_true(ok);
 		assert_int_equal(v, i);
 	}
-	assert_int_equal(chan_go_join(g), 0);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "the goroutine returns", chan_go_join(g)), 0);
 	chan_release(c);
 }
 
@@ -271,18 +275,47 @@ static void test_send_on_closed_fails(void **state)
 	chan_release(c);
 }
 
+/* Wait (bounded) until n threads sleep blocked on c; false if they never do. */
+static bool wait_sleepers(chan_t *c, size_t n)
+{
+	ctx_time_t until = ut_real_now() + (ctx_time_t)UT_BOUND_MS * CTX_MILLISECOND;
+	while (chan__sleepers(c) < n) {
+		if (ut_real_now() > until)
+			return false;
+		sched_yield();
+	}
+	return true;
+}
+
 static void test_close_wakes_blocked_sender(void **state)
 {
 	(void)state;
-	chan_t *c = chan_make(sizeof(int), 0);
-	/* The sender blocks (nobody ever receives); close must wake it. */
-	struct sender s = {.c = c, .from = 5, .count = 1};
-	chan_go_t *g;
-	assert_int_equal(chan_go_start(&g, send_range, &s), 0);
-	assert_int_equal(chan_close(c), 0);
-	assert_int_equal(chan_go_join(g), 0);
-	assert_int_equal(s.err, EPIPE);
-	chan_release(c);
+	/* The sender blocks (nobody ever receives): on an unbuffered channel at
+	 * once, on a buffered one once the buffer is full. Close only once it
+	 * sleeps in the channel's queue, so close must wake it. */
+	for (int cap = 0; cap <= 2; cap++) {
+		chan_t *c = chan_make(sizeof(int), (size_t)cap);
+		struct sender s = {.c = c, .from = 5, .count = cap + 1};
+		chan_go_t *g;
+		assert_int_equal(chan_go_start(&g, send_range, &s), 0);
+		if (!wait_sleepers(c, 1))
+			fail_msg("cap %d: the sender never blocked in chan_send", cap);
+		assert_int_equal(chan_len(c), (size_t)cap);
+		assert_int_equal(chan_close(c), 0);
+		assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "chan_close wakes a sender blocked in chan_send",
+		                            chan_go_join(g)),
+		                 0);
+		assert_int_equal(s.err, EPIPE);
+		/* What was buffered before the close is still received. */
+		for (int i = 0; i < cap; i++) {
+			int v;
+			bool ok;
+			assert_int_equal(chan_recv(c, &v, &ok), 0);
+			assert_true(ok);
+			assert_int_equal(v, 5 + i);
+		}
+		chan_release(c);
+	}
 }
 
 #define NRECV 8
@@ -298,14 +331,18 @@ static void test_close_wakes_every_receiver(void **state)
 		r[i] = (struct receiver){.c = c, .ready = ready};
 		assert_int_equal(chan_go_start(&g[i], recv_one_after_ready, &r[i]), 0);
 	}
-	/* Every receiver is about to block (or blocked); close wakes them all. */
+	/* Every receiver sleeps in c's queue; close must wake them all. */
 	for (int i = 0; i < NRECV; i++) {
 		int t;
 		assert_int_equal(chan_recv(ready, &t, NULL), 0);
 	}
+	if (!wait_sleepers(c, NRECV))
+		fail_msg("only %zu of %d receivers blocked in chan_recv", chan__sleepers(c), NRECV);
 	assert_int_equal(chan_close(c), 0);
 	for (int i = 0; i < NRECV; i++) {
-		assert_int_equal(chan_go_join(g[i]), 0);
+		assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "chan_close wakes every blocked receiver",
+		                            chan_go_join(g[i])),
+		                 0);
 		assert_int_equal(r[i].err, 0);
 		assert_false(r[i].last_ok);
 		assert_int_equal(r[i].last_val, 0);
@@ -380,7 +417,8 @@ static void test_ctx_cancel_wakes_blocked(void **state)
 		} else {
 			assert_int_equal(chan_send_ctx(ctx, c, &v), ECANCELED);
 		}
-		assert_int_equal(chan_go_join(g), 0);
+		assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "the goroutine returns",
+		                            chan_go_join(g)), 0);
 		ctx_release(ctx);
 	}
 	/* Nothing was left queued on c. */
@@ -429,14 +467,16 @@ static void many_producers_consumers(size_t capacity)
 		assert_int_equal(chan_go_start(&gp[i], send_range, &s[i]), 0);
 	}
 	for (int i = 0; i < NPROD; i++) {
-		assert_int_equal(chan_go_join(gp[i]), 0);
+		assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "the goroutine returns",
+		                            chan_go_join(gp[i])), 0);
 		assert_int_equal(s[i].err, 0);
 	}
 	assert_int_equal(chan_close(c), 0);
 	int64_t sum = 0;
 	int n = 0;
 	for (int i = 0; i < NCONS; i++) {
-		assert_int_equal(chan_go_join(gc[i]), 0);
+		assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "the goroutine returns",
+		                            chan_go_join(gc[i])), 0);
 		assert_int_equal(r[i].err, 0);
 		sum += r[i].sum;
 		n += r[i].n;
@@ -475,7 +515,8 @@ static void test_allocations(void **state)
 		assert_int_equal(chan_recv(c, &v, &ok), 0);
 		chan_case_t cs[] = {CHAN_CASE_SEND(c, &v), CHAN_CASE_RECV(NULL, NULL)};
 		size_t fired;
-		assert_int_equal(chan_select(cs, 2, CTX_FOREVER, &fired), 0);
+		assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case wakes chan_select",
+		                            chan_select(cs, 2, CTX_FOREVER, &fired)), 0);
 		assert_int_equal(chan_recv(c, &v, &ok), 0);
 	}
 	assert_int_equal(atomic_load(&n_allocs) - a0, 0); /* operations allocate nothing */
@@ -499,9 +540,29 @@ static void test_out_of_memory(void **state)
 	for (int i = 0; i < 9; i++)
 		big[i] = CHAN_CASE_RECV(c, NULL);
 	size_t fired;
-	assert_int_equal(chan_select(big, 9, CTX_FOREVER, &fired), ENOMEM);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case wakes chan_select",
+	                            chan_select(big, 9, CTX_FOREVER, &fired)), ENOMEM);
 	assert_int_equal(chan_select(big, 9, 0, &fired), EAGAIN); /* no need to allocate */
+	/* chan_go allocates only to start a thread: with none parked it fails
+	 * (after the idle time every cached thread is gone), with one parked
+	 * it needs no memory. */
+	chan__go_set_idle(CTX_MILLISECOND);
+	for (int i = 0; i < 20000 && chan__go_threads() != 0; i++) {
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+	}
+	assert_int_equal(chan__go_threads(), 0);
+	chan__go_set_idle(0);
 	assert_int_equal(chan_go(counting_free, NULL), ENOMEM);
+	atomic_store(&fail_allocs, false);
+	assert_int_equal(chan_go(counting_free, NULL), 0);
+	for (int i = 0; i < 20000 && chan__go_parked() != 1; i++) {
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+	}
+	assert_int_equal(chan__go_parked(), 1);
+	atomic_store(&fail_allocs, true);
+	assert_int_equal(chan_go(counting_free, NULL), 0);
 	atomic_store(&fail_allocs, false);
 	assert_int_equal(chan_try_send(c, &v), EAGAIN);
 	ctx_cancel(cancel);

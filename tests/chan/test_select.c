@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "goctx.h"
+#include "util.h"
 #include "goctx/chan.h"
 
 static void test_default_nothing_ready(void **state)
@@ -40,7 +41,8 @@ static void test_ready_case_fires(void **state)
 	assert_int_equal(chan_send(b, &v), 0);
 	chan_case_t cs[] = {CHAN_CASE_RECV(a, NULL), CHAN_CASE_RECV(b, &x)};
 	size_t fired;
-	assert_int_equal(chan_select(cs, 2, CTX_FOREVER, &fired), 0);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case wakes chan_select",
+	                            chan_select(cs, 2, CTX_FOREVER, &fired)), 0);
 	assert_int_equal(fired, 1);
 	assert_true(cs[1].ok);
 	assert_int_equal(x, 42);
@@ -80,7 +82,8 @@ static void test_nil_cases_never_fire(void **state)
 	                    CHAN_CASE_DONE(NULL), CHAN_CASE_SEND(b, &v)};
 	for (int i = 0; i < 200; i++) {
 		size_t fired;
-		assert_int_equal(chan_select(cs, 4, CTX_FOREVER, &fired), 0);
+		assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case wakes chan_select",
+		                            chan_select(cs, 4, CTX_FOREVER, &fired)), 0);
 		assert_int_equal(fired, 3);
 		int x;
 		assert_int_equal(chan_recv(b, &x, NULL), 0);
@@ -89,8 +92,10 @@ static void test_nil_cases_never_fire(void **state)
 	assert_int_equal(chan_select(cs, 3, 0, &fired), EAGAIN);
 	assert_int_equal(chan_select(cs, 3, CTX_MILLISECOND, &fired), ETIMEDOUT);
 	/* Go's `select {}`: blocks for ever; we report it. */
-	assert_int_equal(chan_select(cs, 3, CTX_FOREVER, &fired), EDEADLK);
-	assert_int_equal(chan_select(NULL, 0, CTX_FOREVER, &fired), EDEADLK);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case wakes chan_select",
+	                            chan_select(cs, 3, CTX_FOREVER, &fired)), EDEADLK);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case wakes chan_select",
+	                            chan_select(NULL, 0, CTX_FOREVER, &fired)), EDEADLK);
 	assert_int_equal(chan_select(NULL, 0, 0, &fired), EAGAIN);
 	chan_release(b);
 }
@@ -117,7 +122,8 @@ static void test_send_on_closed_in_select(void **state)
 	int v = 1;
 	chan_case_t cs[] = {CHAN_CASE_SEND(a, &v)};
 	size_t fired;
-	assert_int_equal(chan_select(cs, 1, CTX_FOREVER, &fired), EPIPE);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case wakes chan_select",
+	                            chan_select(cs, 1, CTX_FOREVER, &fired)), EPIPE);
 	assert_int_equal(fired, 0);
 	chan_release(a);
 }
@@ -146,7 +152,8 @@ static void test_fairness(void **state)
 		chan_case_t cs[] = {CHAN_CASE_RECV(r1, &x), CHAN_CASE_RECV(r2, &x),
 		                    CHAN_CASE_SEND(s, &v), CHAN_CASE_DONE(done)};
 		size_t fired;
-		assert_int_equal(chan_select(cs, 4, CTX_FOREVER, &fired), 0);
+		assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case wakes chan_select",
+		                            chan_select(cs, 4, CTX_FOREVER, &fired)), 0);
 		assert_true(fired < 4);
 		hits[fired]++;
 		switch (fired) { /* put things back as they were */
@@ -182,7 +189,8 @@ static void test_many_cases_heap(void **state)
 	assert_int_equal(chan_select(cs, N, CTX_MILLISECOND, &fired), ETIMEDOUT);
 	int v = 17;
 	chan_send(c[13], &v);
-	assert_int_equal(chan_select(cs, N, CTX_FOREVER, &fired), 0);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case wakes chan_select",
+	                            chan_select(cs, N, CTX_FOREVER, &fired)), 0);
 	assert_int_equal(fired, 13);
 	assert_int_equal(dst[13], 17);
 	for (int i = 0; i < N; i++)
@@ -241,7 +249,8 @@ static void test_blocked_select_woken(void **state)
 		                    CHAN_CASE_DONE(ctx)};
 		chan_send(ready, &t);
 		size_t fired;
-		assert_int_equal(chan_select(cs, 3, CTX_FOREVER, &fired), 0);
+		assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case wakes chan_select",
+		                            chan_select(cs, 3, CTX_FOREVER, &fired)), 0);
 		if (kind == 0) {
 			assert_int_equal(fired, 1);
 			assert_true(cs[1].ok);
@@ -256,7 +265,8 @@ static void test_blocked_select_woken(void **state)
 			assert_int_equal(x, -1);
 			assert_int_equal(y, -1);
 		}
-		assert_int_equal(chan_go_join(g), 0);
+		assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "the goroutine returns",
+		                            chan_go_join(g)), 0);
 		if (kind != 2)
 			ctx_cancel(cancel);
 		ctx_cancel(mine);
@@ -277,7 +287,8 @@ static void test_ctx_deadline_case(void **state)
 	ctx_t *ctx = ctx_with_timeout(ctx_background(), 2 * CTX_MILLISECOND, &cancel);
 	chan_case_t cs[] = {CHAN_CASE_RECV(a, NULL), CHAN_CASE_DONE(ctx)};
 	size_t fired;
-	assert_int_equal(chan_select(cs, 2, CTX_FOREVER, &fired), 0);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case wakes chan_select",
+	                            chan_select(cs, 2, CTX_FOREVER, &fired)), 0);
 	assert_int_equal(fired, 1);
 	assert_int_equal(ctx_err(ctx), ETIMEDOUT);
 	/* Already done: fires at once, even with timeout 0 (default). */
@@ -327,8 +338,10 @@ static void test_select_vs_select(void **state)
 	chan_go_t *ga, *gb;
 	assert_int_equal(chan_go_start(&ga, dual_loop, &a), 0);
 	assert_int_equal(chan_go_start(&gb, dual_loop, &b), 0);
-	assert_int_equal(chan_go_join(ga), 0);
-	assert_int_equal(chan_go_join(gb), 0);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "test_select_vs_select: the goroutine returns",
+	                            chan_go_join(ga)), 0);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "test_select_vs_select: the goroutine returns",
+	                            chan_go_join(gb)), 0);
 	/* Every exchange pairs a send of one with a receive of the other. */
 	assert_int_equal(a.sent + a.received, PAIRS);
 	assert_int_equal(a.sent, b.received);
@@ -398,14 +411,16 @@ static void test_fan_in_many_threads(void **state)
 		assert_int_equal(chan_go_start(&gp[i], produce, &p[i]), 0);
 	}
 	for (int i = 0; i < WORKERS; i++)
-		assert_int_equal(chan_go_join(gp[i]), 0);
+		assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "the goroutine returns",
+		                            chan_go_join(gp[i])), 0);
 	/* Every send has returned, so every value is in a consumer or in a
 	 * buffer; drain the buffers ourselves after stopping the consumers. */
 	ctx_cancel(cancel);
 	int64_t sum = 0;
 	int n = 0;
 	for (int i = 0; i < WORKERS; i++) {
-		assert_int_equal(chan_go_join(gc[i]), 0);
+		assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "the goroutine returns",
+		                            chan_go_join(gc[i])), 0);
 		sum += f[i].sum;
 		n += f[i].n;
 	}
@@ -478,7 +493,7 @@ static void test_timeout_races_sender(void **state)
 		assert_int_equal(v, next);
 		next++;
 	}
-	assert_int_equal(chan_go_join(g), 0);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "the goroutine returns", chan_go_join(g)), 0);
 	assert_int_equal(rs.err, 0);
 	print_message("timeouts: %d\n", timeouts);
 	chan_release(c);
@@ -513,7 +528,8 @@ static void test_ctx_races_sender(void **state)
 		assert_int_equal(v, next);
 		next++;
 	}
-	assert_int_equal(chan_go_join(g), 0);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "test_ctx_races_sender: the goroutine returns",
+	                            chan_go_join(g)), 0);
 	assert_int_equal(rs.err, 0);
 	print_message("expired: %d\n", expired);
 	chan_release(c);
@@ -530,9 +546,10 @@ static void test_close_wakes_select_sender(void **state)
 	chan_case_t cs[] = {CHAN_CASE_RECV(NULL, NULL), CHAN_CASE_SEND(a, &v)};
 	chan_send(ready, &t);
 	size_t fired;
-	assert_int_equal(chan_select(cs, 2, CTX_FOREVER, &fired), EPIPE);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case wakes chan_select",
+	                            chan_select(cs, 2, CTX_FOREVER, &fired)), EPIPE);
 	assert_int_equal(fired, 1);
-	assert_int_equal(chan_go_join(g), 0);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "the goroutine returns", chan_go_join(g)), 0);
 	chan_release(a);
 	chan_release(ready);
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install a goctx build into a scratch prefix, then build tests/consumer against
-# it with pkg-config and with CMake's find_package, and run what was built.
+# it with pkg-config and with CMake's find_package, and run what was built;
+# likewise tests/consumer/bridge_NAME.c for each bridge installed (goctx-NAME.pc).
 #   run.sh BUILD_DIR WORK_DIR [CMAKE [CC]]
 #   run.sh --prefix PREFIX WORK_DIR [CMAKE [CC]]   use an install already made
 #                                                  (tests/ship/deb.sh: packages)
@@ -37,6 +38,17 @@ echo "pkg-config --cflags --libs goctx: $flags"
 # shellcheck disable=SC2086  # flags are words
 "$cc" -std=c11 -Wall -Wextra -Werror -o "$work/consumer_pc" "$here/main.c" $flags
 LD_LIBRARY_PATH=$libdir "$work/consumer_pc"
+
+# Each bridge that was built (its goctx-NAME.pc installed): a program of its
+# own, with nothing but pkg-config's flags.
+for b in uv glib curl; do
+	[ -f "$libdir/pkgconfig/goctx-$b.pc" ] || { echo "== goctx-$b: not built, skipped"; continue; }
+	flags=$(pkg-config --cflags --libs "goctx-$b")
+	echo "pkg-config --cflags --libs goctx-$b: $flags"
+	# shellcheck disable=SC2086  # flags are words
+	"$cc" -std=c11 -Wall -Wextra -Werror -o "$work/consumer_$b" "$here/bridge_$b.c" $flags
+	LD_LIBRARY_PATH=$libdir "$work/consumer_$b"
+done
 
 echo "== find_package"
 "$cmake" -S "$here" -B "$work/cmake" -DCMAKE_C_COMPILER="$cc" \

@@ -451,7 +451,8 @@ static void test_simultaneous_cancels(void **state)
 		for (int i = 0; i < SC_THREADS; i++)
 			worker_start(sc_worker, &r, &t[i]);
 		for (int i = 0; i < SC_THREADS; i++)
-			pthread_join(t[i], NULL);
+			UT_BOUNDED(UT_BOUND_MS, "test_simultaneous_cancels: the thread returns",
+			           pthread_join(t[i], NULL));
 		pthread_barrier_destroy(&r.start);
 		for (int i = 0; i < SC_NODES; i++) {
 			assert_int_equal(ctx_err(c[i]), ECANCELED);
@@ -495,7 +496,8 @@ static void test_interlocked_cancels(void **state)
 		pthread_t t;
 		worker_start(il_worker, &r, &t);
 		ctx_cancel(hp);
-		pthread_join(t, NULL);
+		UT_BOUNDED(UT_BOUND_MS, "test_interlocked_cancels: the thread returns",
+		           pthread_join(t, NULL));
 		assert_int_equal(r.waited, ECANCELED);
 		ut_assert_done(child, ECANCELED, ECANCELED);
 		ut_assert_done(r.parent, ECANCELED, ECANCELED);
@@ -694,7 +696,7 @@ static void test_with_cancel_simultaneously_canceled_parent(void **state)
 			c = ctx_with_timeout_cause(p, 3600 * CTX_SECOND, 5, &hc);
 		}
 		assert_int_equal(ctx_wait(c, 10 * CTX_SECOND), ECANCELED);
-		pthread_join(t, NULL);
+		UT_BOUNDED(UT_BOUND_MS, "the thread returns", pthread_join(t, NULL));
 		pthread_barrier_destroy(&r.start);
 		assert_int_equal(ctx_err(c), ECANCELED);
 		assert_int_equal(ctx_cause(c), r.cause);
@@ -769,7 +771,7 @@ static void test_concurrent_cancel_same_context_subtree_done(void **state)
 		for (int i = 0; i < 2; i++)
 			worker_start(cc_worker, &r[i], &t[i]);
 		for (int i = 0; i < 2; i++)
-			pthread_join(t[i], NULL);
+			UT_BOUNDED(UT_BOUND_MS, "the thread returns", pthread_join(t[i], NULL));
 		pthread_barrier_destroy(&start);
 		assert_int_equal(r[0].not_done, 0);
 		assert_int_equal(r[1].not_done, 0);
@@ -801,7 +803,7 @@ static void test_concurrent_cancel_ancestor_and_descendant(void **state)
 		for (int i = 0; i < 2; i++)
 			worker_start(cc_worker, &r[i], &t[i]);
 		for (int i = 0; i < 2; i++)
-			pthread_join(t[i], NULL);
+			UT_BOUNDED(UT_BOUND_MS, "the thread returns", pthread_join(t[i], NULL));
 		pthread_barrier_destroy(&start);
 		assert_int_equal(r[0].not_done, 0);
 		assert_int_equal(r[1].not_done, 0);

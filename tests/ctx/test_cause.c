@@ -472,7 +472,8 @@ static void test_cause_race(void **state)
 				break;
 			}
 		}
-		pthread_join(t, NULL);
+		UT_BOUNDED(UT_BOUND_MS, "test_cause_race: the thread returns",
+		           pthread_join(t, NULL));
 		pthread_barrier_destroy(&r.start);
 		assert_int_equal(bad_cause, 0);
 		assert_int_equal(bad_order, 0);

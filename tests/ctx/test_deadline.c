@@ -627,6 +627,136 @@ static void test_many_timers_fire_in_deadline_order(void **state)
 	ut_latch_destroy(&log->latch);
 }
 
+/* Cancelling from the middle of a large queue. */
+
+struct mid_rec {
+	struct fired_log *log;
+	ctx_time_t deadline;
+	ctx_cancel_t *cancel;  /* NULL once used */
+	atomic_bool by_cancel; /* set before this test cancels it */
+};
+
+static atomic_long mid_cancelled_runs;
+
+static void mid_record(void *arg)
+{
+	struct mid_rec *r = arg;
+	if (atomic_load(&r->by_cancel)) {
+		atomic_fetch_add(&mid_cancelled_runs, 1);
+		return;
+	}
+	struct timer_rec t = {.log = r->log, .deadline = r->deadline};
+	record_fire(&t);
+}
+
+static int cmp_mid(const void *a, const void *b)
+{
+	const struct mid_rec *x = *(struct mid_rec *const *)a, *y = *(struct mid_rec *const *)b;
+	return x->deadline < y->deadline ? -1 : x->deadline > y->deadline;
+}
+
+/* 10000 pending timers (fake clock). The earliest tenth fire first (so the
+ * heap has been restructured by removals of its root); then half of all
+ * timers are cancelled, in random order, from the middle of the deadline
+ * order (ranks 25% to 75%), plus every 10th of the rest still pending. Then
+ * the clock moves forward in 100 steps: after each, exactly the remaining
+ * timers due by then have fired, none early, none cancelled, all in deadline
+ * order, and the queue ends empty. */
+static void test_cancel_middle_of_queue_rest_fire_in_order(void **state)
+{
+	(void)state;
+	ut_seed("cancel_middle");
+	enum { STEPS2 = 100 };
+	size_t pending0 = ctx__timers_pending();
+	ctx_time_t t0 = ut_fake_install();
+	const ctx_duration_t span = 10 * CTX_SECOND;
+	static struct fired_log log_storage;
+	static struct mid_rec recs[MANY];
+	static struct mid_rec *by_deadline[MANY];
+	static int order[MANY];
+	struct fired_log *log = &log_storage;
+	ut_latch_init(&log->latch);
+	atomic_store(&mid_cancelled_runs, 0);
+	for (int i = 0; i < MANY; i++) {
+		recs[i].log = log;
+		recs[i].deadline = t0 + 1 + (ctx_time_t)ut_randn((uint64_t)span);
+		atomic_init(&recs[i].by_cancel, false);
+		ctx_t *c = ctx_with_deadline(ctx_background(), recs[i].deadline, &recs[i].cancel);
+		assert_non_null(c);
+		assert_int_equal(ctx_after_func(c, mid_record, &recs[i], NULL), 0);
+		ctx_release(c); /* the handle and the registration keep it */
+		by_deadline[i] = &recs[i];
+	}
+	qsort(by_deadline, MANY, sizeof *by_deadline, cmp_mid);
+	assert_int_equal(ctx__timers_pending(), pending0 + MANY);
+
+	/* The earliest tenth fire. */
+	ctx_time_t now = by_deadline[MANY / 10 - 1]->deadline;
+	long due = 0;
+	while (due < MANY && by_deadline[due]->deadline <= now)
+		due++;
+	ut_fake_set(now);
+	assert_int_equal(ut_latch_wait(&log->latch, due, 10), due);
+
+	/* Cancel the middle half and every 10th of the rest not yet due. */
+	long ncancel = 0;
+	for (int i = 0; i < MANY; i++)
+		order[i] = i;
+	ut_shuffle(order, MANY);
+	for (int k = 0; k < MANY; k++) {
+		int rank = order[k];
+		struct mid_rec *r = by_deadline[rank];
+		bool middle = rank >= MANY / 4 && rank < 3 * MANY / 4;
+		if (r->deadline <= now || !(middle || rank % 10 == 0))
+			continue;
+		atomic_store(&r->by_cancel, true);
+		ctx_cancel(r->cancel); /* runs mid_record here, before it returns */
+		r->cancel = NULL;
+		ncancel++;
+	}
+	assert_true(ncancel >= MANY / 2);
+	assert_int_equal(atomic_load(&mid_cancelled_runs), ncancel);
+	assert_int_equal(ctx__timers_pending(), pending0 + (size_t)(MANY - due - ncancel));
+
+	/* The rest fire, step by step. */
+	long expect = due;
+	int next = (int)due; /* next rank that may still fire */
+	for (int s = 1; s <= STEPS2; s++) {
+		ctx_time_t t = now + (t0 + span - now) * s / STEPS2;
+		while (next < MANY && by_deadline[next]->deadline <= t) {
+			if (!atomic_load(&by_deadline[next]->by_cancel))
+				expect++;
+			next++;
+		}
+		ut_fake_set(t);
+		long got = ut_latch_wait(&log->latch, expect, 10);
+		if (got != expect)
+			fail_msg("step %d: %ld timers fired, %ld due (a timer was lost when "
+			         "others were cancelled around it?)",
+			         s, got, expect);
+	}
+	assert_int_equal(next, MANY);
+	assert_int_equal(expect, MANY - ncancel);
+	long out_of_order = 0, early = 0;
+	for (long i = 0; i < expect; i++) {
+		if (i > 0 && log->deadline[i] < log->deadline[i - 1])
+			out_of_order++;
+		if (log->clock_at[i] < log->deadline[i])
+			early++;
+	}
+	assert_int_equal(early, 0);
+	if (out_of_order)
+		fail_msg("%ld of %ld timers fired before an earlier deadline", out_of_order, expect);
+	assert_int_equal(atomic_load(&mid_cancelled_runs), ncancel); /* none fired again */
+	assert_int_equal(ctx__timers_pending(), pending0);
+	for (int i = 0; i < MANY; i++)
+		if (recs[i].cancel)
+			ctx_cancel(recs[i].cancel); /* done already: frees the handle */
+	ut_fake_teardown(NULL);
+	ut_assert_no_leak_eventually();
+	ut_latch_destroy(&log->latch);
+}
+
 /* ---- the real clock ----------------------------------------------------------------- */
 
 struct at {
@@ -690,6 +820,7 @@ int main(void)
 		T(test_timers_disarmed_on_cancel_and_release),
 		T(test_fired_timer_leaves_parent),
 		T(test_many_timers_fire_in_deadline_order),
+		T(test_cancel_middle_of_queue_rest_fire_in_order),
 		T(test_real_clock_timeout_fires),
 	};
 	return cmocka_run_group_tests(tests, ut_group_setup, NULL);

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "goctx.h"
+#include "util.h"
 #include "ctx/testing.h"
 
 #define MAXFDS 4096
@@ -125,8 +126,10 @@ static void test_emfile(void **state)
 
 	pthread_t thr;
 	assert_int_equal(pthread_create(&thr, NULL, cancel_later, h), 0);
-	assert_int_equal(ctx_wait(c, CTX_FOREVER), ECANCELED);
-	assert_int_equal(pthread_join(thr, NULL), 0);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "test_emfile: done wakes ctx_wait",
+	                            ctx_wait(c, CTX_FOREVER)), ECANCELED);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "test_emfile: the thread returns",
+	                            pthread_join(thr, NULL)), 0);
 	assert_int_equal(ctx_cause(c), 9191);
 	assert_int_equal(ctx_err(child), ECANCELED);
 	assert_int_equal(ctx_cause(child), 9191);

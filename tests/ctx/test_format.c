@@ -180,6 +180,90 @@ static void test_deadline_remaining_follows_clock(void **state)
 	ctx_release(c);
 }
 
+/* ---- whole deadline texts, with the wall clock fixed too ----
+ * Go prints a deadline as time.Time.String() with its monotonic reading:
+ * "<UTC wall time, nine fraction digits> +0000 UTC m=±<s>.<nine digits>",
+ * then the remaining time in Duration.String() form. Both clocks fixed, every
+ * byte is known: the rows walk the unit boundaries (just below and at 1 ns,
+ * 1 µs, 1 ms, 1 s, 1 m, 1 h), the m= padding, negative readings and
+ * saturation. */
+
+#define W0 ((ctx_time_t)1257894000 * CTX_SECOND) /* 2009-11-10 23:00:00 UTC */
+#define S CTX_SECOND
+#define PRE "context.Background.WithDeadline("
+
+static _Atomic ctx_time_t fake_wall_ns;
+static ctx_time_t fake_wall(void) { return atomic_load(&fake_wall_ns); }
+
+struct whole {
+	ctx_time_t now, deadline; /* the monotonic clock and the deadline on it */
+	const char *want;
+};
+
+static const struct whole wholes[] = {
+	{1000 * S, 1000 * S + 1, PRE "2009-11-10 23:00:00.000000001 +0000 UTC m=+1000.000000001 [1ns])"},
+	{1000 * S, 1000 * S + 999, PRE "2009-11-10 23:00:00.000000999 +0000 UTC m=+1000.000000999 [999ns])"},
+	{1000 * S, 1000 * S + 1000, PRE "2009-11-10 23:00:00.000001000 +0000 UTC m=+1000.000001000 [1µs])"},
+	{1000 * S, 1000 * S + 1001, PRE "2009-11-10 23:00:00.000001001 +0000 UTC m=+1000.000001001 [1.001µs])"},
+	{1000 * S, 1000 * S + 999999, PRE "2009-11-10 23:00:00.000999999 +0000 UTC m=+1000.000999999 [999.999µs])"},
+	{1000 * S, 1000 * S + 1000000, PRE "2009-11-10 23:00:00.001000000 +0000 UTC m=+1000.001000000 [1ms])"},
+	{1000 * S, 1000 * S + 999999999, PRE "2009-11-10 23:00:00.999999999 +0000 UTC m=+1000.999999999 [999.999999ms])"},
+	{1000 * S, 1001 * S, PRE "2009-11-10 23:00:01.000000000 +0000 UTC m=+1001.000000000 [1s])"},
+	{1000 * S, 1059 * S + 999999999, PRE "2009-11-10 23:00:59.999999999 +0000 UTC m=+1059.999999999 [59.999999999s])"},
+	{1000 * S, 1060 * S, PRE "2009-11-10 23:01:00.000000000 +0000 UTC m=+1060.000000000 [1m0s])"},
+	{1000 * S, 4599 * S + 999999999, PRE "2009-11-10 23:59:59.999999999 +0000 UTC m=+4599.999999999 [59m59.999999999s])"},
+	{1000 * S, 4600 * S, PRE "2009-11-11 00:00:00.000000000 +0000 UTC m=+4600.000000000 [1h0m0s])"},
+	{1000 * S, 4661 * S + 1001001, PRE "2009-11-11 00:01:01.001001001 +0000 UTC m=+4661.001001001 [1h1m1.001001001s])"},
+	/* The m= reading: zero-padded fraction, a zero integer part. */
+	{0, 7, PRE "2009-11-10 23:00:00.000000007 +0000 UTC m=+0.000000007 [7ns])"},
+	{0, S / 2, PRE "2009-11-10 23:00:00.500000000 +0000 UTC m=+0.500000000 [500ms])"},
+	/* Past deadlines: negative remaining time, negative m= readings. */
+	{1000 * S, 1000 * S, PRE "2009-11-10 23:00:00.000000000 +0000 UTC m=+1000.000000000 [0s])"},
+	{1000 * S, 1000 * S - 1, PRE "2009-11-10 22:59:59.999999999 +0000 UTC m=+999.999999999 [-1ns])"},
+	{0, -1500 * CTX_MILLISECOND, PRE "2009-11-10 22:59:58.500000000 +0000 UTC m=-1.500000000 [-1.5s])"},
+	{0, -7, PRE "2009-11-10 22:59:59.999999993 +0000 UTC m=-0.000000007 [-7ns])"},
+	/* The latest deadline: the wall time saturates, Go's longest Duration. */
+	{0, INT64_MAX, PRE "2262-04-11 23:47:16.854775807 +0000 UTC m=+9223372036.854775807 [2562047h47m16.854775807s])"},
+};
+
+static void test_deadline_whole_text(void **state)
+{
+	(void)state;
+	ctx_time_t saved = atomic_load(&fake_now);
+	atomic_store(&fake_wall_ns, W0);
+	ctx__set_wall_clock(fake_wall);
+	int bad = 0;
+	for (size_t i = 0; i < sizeof wholes / sizeof wholes[0]; i++) {
+		const struct whole *w = &wholes[i];
+		atomic_store(&fake_now, w->now);
+		ctx_cancel_t *cancel;
+		ctx_t *c = ctx_with_deadline(ctx_background(), w->deadline, &cancel);
+		assert_non_null(c);
+		const char *s = fmt(c);
+		if (strcmp(s, w->want) != 0) {
+			print_error("row %zu (now %lld, deadline %lld):\n  got  %s\n  want %s\n", i,
+			            (long long)w->now, (long long)w->deadline, s, w->want);
+			bad++;
+		}
+		/* The same text below a child: the deadline layer is the same. */
+		ctx_t *child = ctx_with_cancel(c, NULL);
+		char want_child[256];
+		snprintf(want_child, sizeof want_child, "%s.WithCancel", w->want);
+		if (strcmp(fmt(child), want_child) != 0)
+			bad++;
+		ctx_release(child);
+		ctx_cancel(cancel);
+		ctx_release(c);
+	}
+	ctx__set_wall_clock(NULL);
+	atomic_store(&fake_now, saved);
+	if (bad)
+		fail_msg("%d deadline texts differ from Go's", bad);
+}
+
+#undef PRE
+#undef S
+
 static void test_timeout_prints_deadline(void **state)
 {
 	(void)state;
@@ -432,6 +516,7 @@ int main(void)
 		cmocka_unit_test(test_deadline_mixed),
 		cmocka_unit_test(test_deadline_past),
 		cmocka_unit_test(test_deadline_remaining_follows_clock),
+		cmocka_unit_test(test_deadline_whole_text),
 		cmocka_unit_test(test_timeout_prints_deadline),
 		cmocka_unit_test(test_later_deadline_is_with_cancel),
 		cmocka_unit_test(test_chain),

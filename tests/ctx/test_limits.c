@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "goctx.h"
+#include "util.h"
 #include "ctx/testing.h"
 #include "os/os.h" /* CTX__OS_DONE_FDS: the POSIX backend's descriptor is a socket pair */
 
@@ -254,7 +255,8 @@ static void test_many_waiters(void **state)
 	/* Whether each is asleep yet or not, one cancel must wake them all. */
 	ctx_cancel_cause(h, 7070);
 	for (int i = 0; i < started; i++) {
-		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "test_many_waiters: the thread returns",
+		                            pthread_join(th[i], NULL)), 0);
 		assert_int_equal(w[i].got, ECANCELED);
 	}
 	print_message("  %d threads woken by one cancel\n", started);

@@ -242,7 +242,8 @@ static void test_free_val_in_releasing_thread(void **state)
 	ctx_release(v);
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, release_in_thread, c), 0);
-	pthread_join(t, NULL);
+	UT_BOUNDED(UT_BOUND_MS, "test_free_val_in_releasing_thread: the thread returns",
+	           pthread_join(t, NULL));
 	assert_int_equal(atomic_load(&outer.calls), 1);
 	assert_true(pthread_equal(outer.ran_in, t));
 	assert_int_equal(atomic_load(&inner.calls), 1); /* released from free_val */

@@ -27,14 +27,16 @@ static void test_wait_done_returns_err_at_once(void **state)
 	ctx_t *c = ctx_with_cancel(ctx_background(), &cancel);
 	ctx_cancel(cancel);
 	int64_t t0 = ut_real_now();
-	assert_int_equal(ctx_wait(c, CTX_FOREVER), ECANCELED);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "done wakes ctx_wait",
+	                            ctx_wait(c, CTX_FOREVER)), ECANCELED);
 	assert_int_equal(ctx_wait(c, 10 * CTX_SECOND), ECANCELED);
 	assert_int_equal(ctx_wait(c, 0), ECANCELED);
 	assert_true(ut_real_now() - t0 < PROMPT_NS);
 
 	ctx_t *t = ctx_with_timeout(ctx_background(), -1, NULL);
 	t0 = ut_real_now();
-	assert_int_equal(ctx_wait(t, CTX_FOREVER), ETIMEDOUT);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "done wakes ctx_wait",
+	                            ctx_wait(t, CTX_FOREVER)), ETIMEDOUT);
 	assert_int_equal(ctx_wait(t, 10 * CTX_SECOND), ETIMEDOUT);
 	assert_true(ut_real_now() - t0 < PROMPT_NS);
 	ctx_release(t);
@@ -124,7 +126,8 @@ static void test_wait_forever_until_cancelled(void **state)
 	pthread_t t;
 	int64_t t0 = ut_real_now();
 	assert_int_equal(pthread_create(&t, NULL, delayed_cancel_main, &d), 0);
-	assert_int_equal(ctx_wait(c, CTX_FOREVER), ECANCELED);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "done wakes ctx_wait",
+	                            ctx_wait(c, CTX_FOREVER)), ECANCELED);
 	int64_t el = ut_real_now() - t0;
 	/* It did wait for the cancel (which came no earlier than 100 ms). */
 	assert_true(el >= 100 * MS);
@@ -140,7 +143,8 @@ static void test_wait_forever_until_deadline(void **state)
 	ctx_t *c = ctx_with_timeout(ctx_background(), 50 * MS, &cancel);
 	ctx_time_t dl;
 	assert_true(ctx_deadline(c, &dl));
-	assert_int_equal(ctx_wait(c, CTX_FOREVER), ETIMEDOUT);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "done wakes ctx_wait",
+	                            ctx_wait(c, CTX_FOREVER)), ETIMEDOUT);
 	assert_true(ctx_now() >= dl);
 	ctx_cancel(cancel);
 	ctx_release(c);
@@ -293,7 +297,8 @@ static void test_wait_value_child_of_cancel(void **state)
 	struct delayed_cancel d = {cancel, 20, 0};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, delayed_cancel_main, &d), 0);
-	assert_int_equal(ctx_wait(v, CTX_FOREVER), ECANCELED);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "done wakes ctx_wait",
+	                            ctx_wait(v, CTX_FOREVER)), ECANCELED);
 	assert_true(ut_join_ms(t, 10000, NULL));
 	ctx_release(v);
 	ctx_release(p);
@@ -381,7 +386,8 @@ static void test_wait_uses_no_cpu(void **state)
 	cpu0 = ut_cpu_ns();
 	assert_int_equal(pthread_create(&t, NULL, delayed_cancel_main, &d), 0);
 	sw0 = thread_switches();
-	assert_int_equal(ctx_wait(c, CTX_FOREVER), ECANCELED);
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "test_wait_uses_no_cpu: done wakes ctx_wait",
+	                            ctx_wait(c, CTX_FOREVER)), ECANCELED);
 	sw = thread_switches() - sw0;
 	cpu = ut_cpu_ns() - cpu0;
 	assert_true(ut_join_ms(t, 10000, NULL));
@@ -458,7 +464,7 @@ static void test_wait_not_interrupted_by_signals(void **state)
 	pthread_t k;
 	assert_int_equal(pthread_create(&k, NULL, delayed_cancel_main, &d), 0);
 	t0 = ut_real_now();
-	int r4 = ctx_wait(c, CTX_FOREVER);
+	int r4 = UT_BOUNDED(UT_BOUND_MS, "done wakes ctx_wait", ctx_wait(c, CTX_FOREVER));
 	int64_t e4 = ut_real_now() - t0;
 
 	atomic_store(&p.stop, true);

@@ -1,0 +1,3 @@
+module goctx/bench/go-httpd
+
+go 1.19

@@ -1,0 +1,3 @@
+module goctx/bench/go-io
+
+go 1.19
