@@ -57,6 +57,14 @@ has libgoctx0 "$lib/libgoctx.so.0"
 has libgoctx-dev "$lib/libgoctx.a" "$lib/libgoctx.so" "$lib/pkgconfig/goctx.pc" \
   "$lib/cmake/goctx/goctxConfig.cmake" "$lib/cmake/goctx/goctxTargets.cmake" \
   usr/share/man/man7/goctx.7.gz
+# Each bridge's pair: libgoctx-B0 (the library), libgoctx-B-dev (the rest).
+for deb in "$out"/pkg/libgoctx-*-dev_*.deb; do
+  [ -f "$deb" ] || continue
+  b=$(basename "$deb" | sed 's/^libgoctx-\(.*\)-dev_.*/\1/')
+  has "libgoctx-${b}0" "$lib/libgoctx-$b.so.0"
+  has "libgoctx-$b-dev" "$lib/libgoctx-$b.so" "$lib/libgoctx-$b.a" \
+    "$lib/pkgconfig/goctx-$b.pc" "usr/include/goctx/$b.h"
+done
 if dpkg-deb -c "$out"/pkg/libgoctx0_*.deb | awk '{ print $6 }' | grep -q 'include/\|\.a$'; then
   echo "FAIL deb: libgoctx0 holds development files"
   fail=1
