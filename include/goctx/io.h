@@ -20,7 +20,10 @@
  *     non-blocking flag): share a listener between threads only when it is
  *     non-blocking;
  *   - ctx_read/ctx_write_all on a blocking descriptor without RWF_NOWAIT
- *     support (a terminal, a platform other than Linux), except sockets;
+ *     support (a terminal, a platform other than Linux), except sockets
+ *     (a look with poll comes first, so a ready one still registers
+ *     nothing; writes go PIPE_BUF bytes per readiness, the most POLLOUT
+ *     promises room for);
  *   - regular files and block devices are always "ready" (poll says so):
  *     on them the calls read and write as read(2)/write(2) do.
  *

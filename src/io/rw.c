@@ -14,6 +14,8 @@
  * speed, never correctness; the slow path's fstat corrects it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -71,6 +73,21 @@ static enum mode classify(int fd, bool nowait_supported)
 	return nowait_supported ? TRY_NOWAIT : POLL_FIRST;
 }
 
+#ifndef PIPE_BUF
+#define PIPE_BUF _POSIX_PIPE_BUF /* where limits.h leaves it to fpathconf */
+#endif
+
+/* A blocking descriptor without a per-call form is polled before the plain
+ * call; a look without a timeout first spares a ready one the registration. */
+static bool ready_now(int fd, short events)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+	int r;
+	while ((r = poll(&p, 1, 0)) < 0 && errno == EINTR)
+		;
+	return r == 1;
+}
+
 static bool no_nowait_form(int e) { return e == EOPNOTSUPP || e == ENOSYS || e == EINVAL; }
 
 ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len)
@@ -107,7 +124,7 @@ ssize_t ctx_read(ctx_t *ctx, int fd, void *buf, size_t len)
 			}
 			break;
 		case POLL_FIRST:
-			if ((e = ctx__io_wait1(ctx, fd, POLLIN)) != 0) {
+			if (!ready_now(fd, POLLIN) && (e = ctx__io_wait1(ctx, fd, POLLIN)) != 0) {
 				errno = e;
 				return -1;
 			}
@@ -158,6 +175,11 @@ static int write_sock(ctx_t *ctx, int fd, const char *p, size_t len, size_t *don
 	}
 }
 
+/* write_other's answer when the descriptor turns out to be a socket after
+ * all (a stale hint) on a platform where only send can write it without
+ * waiting: the caller goes on with write_sock. */
+#define IS_SOCKET (-1)
+
 /* Writes to anything else, with SIGPIPE blocked in this thread. */
 static int write_other(ctx_t *ctx, int fd, const char *p, size_t len, size_t *done)
 {
@@ -170,15 +192,22 @@ static int write_other(ctx_t *ctx, int fd, const char *p, size_t len, size_t *do
 			if (r < 0 && no_nowait_form(errno)) {
 				m = classify(fd, false);
 				classified = true;
+				if (!hint_not_socket(fd))
+					return IS_SOCKET;
 				continue;
 			}
 		} else {
+			size_t n = len - *done;
 			if (m == POLL_FIRST) {
-				int e = ctx__io_wait1(ctx, fd, POLLOUT);
+				int e = ready_now(fd, POLLOUT) ? 0 : ctx__io_wait1(ctx, fd, POLLOUT);
 				if (e)
 					return e;
+				/* A blocking write of more than PIPE_BUF waits for room
+				 * for all of it; POLLOUT promises room for PIPE_BUF. */
+				if (n > PIPE_BUF)
+					n = PIPE_BUF;
 			}
-			r = write(fd, p + *done, len - *done);
+			r = write(fd, p + *done, n);
 		}
 		if (r >= 0) {
 			*done += (size_t)r;
@@ -242,15 +271,22 @@ int ctx_write_all(ctx_t *ctx, int fd, const void *buf, size_t len, size_t *writt
 	if (!len)
 		return 0;
 	const char *p = buf;
-	ssize_t r = -1;
+	ssize_t r = 0;
+	bool sent = false;
 	if (!hint_not_socket(fd)) {
 		r = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (r < 0 && errno == ENOTSOCK)
+		sent = !(r < 0 && errno == ENOTSOCK);
+		if (!sent)
 			hint_set(fd, false);
 	}
-	if (hint_not_socket(fd))
+	if (!sent) {
 		e = write_nosigpipe(ctx, fd, p, len, &done);
-	else
+		if (e == IS_SOCKET) {
+			r = send(fd, p + done, len - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+			sent = true;
+		}
+	}
+	if (sent)
 		e = write_sock(ctx, fd, p, len, &done, r);
 	if (written)
 		*written = done;

@@ -228,6 +228,49 @@ static void sig_freed(struct ctx__ext *e)
 	ctx_release(sc->stopper);
 }
 
+/* A signal's name without "SIG" (static), or NULL: sigabbrev_np on glibc >=
+ * 2.32; elsewhere (musl, BSD, macOS have none) the POSIX names. */
+static const char *sig_abbrev(int sig)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+	return sigabbrev_np(sig);
+#else
+	switch (sig) {
+	case SIGHUP: return "HUP";
+	case SIGINT: return "INT";
+	case SIGQUIT: return "QUIT";
+	case SIGILL: return "ILL";
+	case SIGTRAP: return "TRAP";
+	case SIGABRT: return "ABRT";
+	case SIGBUS: return "BUS";
+	case SIGFPE: return "FPE";
+	case SIGKILL: return "KILL";
+	case SIGUSR1: return "USR1";
+	case SIGSEGV: return "SEGV";
+	case SIGUSR2: return "USR2";
+	case SIGPIPE: return "PIPE";
+	case SIGALRM: return "ALRM";
+	case SIGTERM: return "TERM";
+	case SIGCHLD: return "CHLD";
+	case SIGCONT: return "CONT";
+	case SIGSTOP: return "STOP";
+	case SIGTSTP: return "TSTP";
+	case SIGTTIN: return "TTIN";
+	case SIGTTOU: return "TTOU";
+	case SIGURG: return "URG";
+	case SIGXCPU: return "XCPU";
+	case SIGXFSZ: return "XFSZ";
+	case SIGVTALRM: return "VTALRM";
+	case SIGPROF: return "PROF";
+	case SIGSYS: return "SYS";
+#ifdef SIGWINCH
+	case SIGWINCH: return "WINCH";
+#endif
+	default: return NULL;
+	}
+#endif
+}
+
 static int sig_format(const struct ctx__ext *e, char *buf, size_t size)
 {
 	const struct sigctx *sc = (const struct sigctx *)e;
@@ -235,7 +278,7 @@ static int sig_format(const struct ctx__ext *e, char *buf, size_t size)
 	int n = snprintf(buf, size, ".WithSignals([");
 	len += (size_t)(n > 0 ? n : 0);
 	for (size_t i = 0; i < sc->n; i++) {
-		const char *abbrev = sigabbrev_np(sc->sigs[i].sig);
+		const char *abbrev = sig_abbrev(sc->sigs[i].sig);
 		char *dst = len < size ? buf + len : NULL;
 		size_t room = len < size ? size - len : 0;
 		if (abbrev)

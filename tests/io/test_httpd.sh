@@ -124,7 +124,7 @@ start_httpd -t 2000 -i 500 -H 500 -d 2000
 if python3 "$here/httpd_raw.py" "$port" 500 500; then ok "raw-socket cases"; else fail "raw-socket cases"; fi
 stop_httpd
 
-echo "== wrk for 3 s, SIGTERM after 1.5 s (drain deadline 3 s)"
+echo "== wrk for 4 s, SIGTERM after 1 s (drain deadline 2.5 s)"
 sh "$here/httpd_load.sh" "$bin" "$tmp" || fail "load test"
 
 [ $failures -eq 0 ] || { echo "test_httpd.sh: $failures failure(s)"; exit 1; }
