@@ -87,6 +87,7 @@ deps:
 	have dh         || pkgs="$$pkgs debhelper"; \
 	have lintian    || pkgs="$$pkgs lintian"; \
 	{ have pkg-config && pkg-config --exists cmocka; } || pkgs="$$pkgs libcmocka-dev"; \
+	[ -d /usr/share/gocode/src/golang.org/x/sync ] || pkgs="$$pkgs golang-golang-x-sync-dev"; \
 	have curl       || pkgs="$$pkgs curl"; \
 	have wrk        || pkgs="$$pkgs wrk"; \
 	have python3    || pkgs="$$pkgs python3"; \

@@ -24,6 +24,15 @@
  * the end of each input everything is released and the live count must
  * return to zero. An opcode can also make the next allocation fail.
  *
+ * ctx_with_merge is modelled as a node with several parents for
+ * cancellation (K_MERGED: its tree parent, plus each other whose anchor can
+ * be done, which holds the other alive while the merged node is live and
+ * not done). To keep the outcome independent of the order the library runs
+ * a cancellation's after-funcs and merged nodes in, merged nodes and
+ * merge after-funcs (R_MERGE) are not made in the same input while the
+ * other kind is around, and deadlines under a merged node are never equal
+ * to another armed one.
+ *
  * Built without libFuzzer (GOCTX_FUZZ_STANDALONE), main() replays the files
  * and directories named on the command line.
  */
@@ -120,9 +129,10 @@ static ctx_time_t fake_clock(void) { return atomic_load(&fake_now); }
 
 /* ---- model ---- */
 
-enum kind { K_BG, K_TODO, K_CANCEL, K_TIMER, K_VALUE, K_WITHOUT };
-static const char *const kind_name[] = {"Background", "TODO", "WithCancel",
-                                        "WithDeadline", "WithValue", "WithoutCancel"};
+enum kind { K_BG, K_TODO, K_CANCEL, K_TIMER, K_VALUE, K_WITHOUT, K_MERGED };
+static const char *const kind_name[] = {"Background", "TODO",          "WithCancel", "WithDeadline",
+                                        "WithValue",  "WithoutCancel", "WithMerge"};
+#define MAXO 3 /* others of a merged node */
 
 struct mnode {
 	ctx_t *c;
@@ -141,6 +151,10 @@ struct mnode {
 	int key, val; /* val: index into vals, NVALS for NULL */
 	bool has_free;
 	int fd; /* -1 until ctx_done_fd gave one */
+	/* K_MERGED */
+	int others[MAXO], nothers;
+	bool has_mdl;      /* the others' earliest deadline */
+	ctx_time_t mdl;
 };
 
 struct mhandle {
@@ -191,7 +205,27 @@ static void free_val(void *p)
 	atomic_fetch_add(&freed_vals[v], 1);
 }
 
-static bool cancelable(int i) { return M[i].kind == K_CANCEL || M[i].kind == K_TIMER; }
+static bool cancelable(int i)
+{
+	return M[i].kind == K_CANCEL || M[i].kind == K_TIMER || M[i].kind == K_MERGED;
+}
+
+static int anchor(int i);
+
+/* Does cancelling anchor a reach x through one of x's merge entries? */
+static bool merged_into(int a, int x)
+{
+	if (M[x].kind != K_MERGED)
+		return false;
+	for (int k = 0; k < M[x].nothers; k++)
+		if (anchor(M[x].others[k]) == a)
+			return true;
+	return false;
+}
+
+/* Live merged nodes, pending merge after-funcs. */
+static bool any_merged(void);
+static bool any_merge_reg(void);
 
 /* The nearest cancelable context at or above i, or -1 if i can never be done. */
 static int anchor(int i)
@@ -215,17 +249,28 @@ static int m_cause(int i)
 
 static bool m_deadline(int i, ctx_time_t *d)
 {
+	bool have = false;
+	ctx_time_t best = 0;
 	for (;;) {
 		switch (M[i].kind) {
 		case K_TIMER:
-			*d = M[i].deadline;
+			best = have && best < M[i].deadline ? best : M[i].deadline;
+			*d = best;
 			return true;
+		case K_MERGED:
+			if (M[i].has_mdl) {
+				best = have && best < M[i].mdl ? best : M[i].mdl;
+				have = true;
+			}
+			/* fall through */
 		case K_CANCEL:
 		case K_VALUE:
 			i = M[i].parent;
 			break;
 		default:
-			return false;
+			if (have)
+				*d = best;
+			return have;
 		}
 	}
 }
@@ -264,7 +309,7 @@ static void m_cancel(int i, int err, int cause)
 		}
 	}
 	for (int x = i + 1; x < nn; x++)
-		if (!M[x].freed && cancelable(x) && anchor(M[x].parent) == i)
+		if (!M[x].freed && cancelable(x) && (anchor(M[x].parent) == i || merged_into(i, x)))
 			m_cancel(x, err, cause);
 }
 
@@ -303,6 +348,11 @@ static void m_collect(void)
 			continue;
 		if (M[i].refs || M[i].handles || kids[i]) {
 			kids[M[i].parent]++;
+			/* A live merged node holds its others. */
+			if (M[i].kind == K_MERGED && !M[i].err)
+				for (int k = 0; k < M[i].nothers; k++)
+					if (anchor(M[i].others[k]) >= 0)
+						kids[M[i].others[k]]++;
 			continue;
 		}
 		M[i].freed = true;
@@ -319,9 +369,14 @@ static size_t m_children(int i)
 	if (a < 0 || M[a].err)
 		return 0;
 	size_t n = 0;
-	for (int x = a + 1; x < nn; x++)
+	for (int x = a + 1; x < nn; x++) {
 		if (!M[x].freed && cancelable(x) && !M[x].err && anchor(M[x].parent) == a)
 			n++;
+		/* One entry per other that anchors at a. */
+		if (!M[x].freed && M[x].kind == K_MERGED && !M[x].err)
+			for (int k = 0; k < M[x].nothers; k++)
+				n += anchor(M[x].others[k]) == a;
+	}
 	for (int r = 0; r < nr; r++)
 		if (R[r].pending && anchor(R[r].node) == a)
 			n++;
@@ -349,6 +404,9 @@ static void m_format(int i, char *buf, size_t size)
 	switch (M[i].kind) {
 	case K_TIMER:
 		snprintf(buf + len, size - len, ".WithDeadline(\1])");
+		break;
+	case K_MERGED:
+		snprintf(buf + len, size - len, ".WithMerge(%d)", M[i].nothers);
 		break;
 	case K_VALUE:
 		/* A NULL value prints as Go prints nil. */
@@ -604,7 +662,7 @@ static bool merge_covers(int x)
 static bool tie_free(int p, ctx_time_t d)
 {
 	int a = anchor(p);
-	bool strict = a >= 0 && merge_covers(a);
+	bool strict = a >= 0 && (merge_covers(a) || any_merged());
 	for (int j = 2; j < nn; j++)
 		if (M[j].armed && M[j].deadline == d && (strict || !cancels_into(j, a)))
 			return false;
@@ -730,6 +788,66 @@ static void op_without_cancel(bool failing)
 	TRACE("n%d = without_cancel(n%d)\n", i, p);
 }
 
+static bool any_merged(void)
+{
+	for (int i = 2; i < nn; i++)
+		if (M[i].kind == K_MERGED && !M[i].freed)
+			return true;
+	return false;
+}
+
+static bool any_merge_reg(void)
+{
+	for (int r = 0; r < nr; r++)
+		if (R[r].kind == R_MERGE && (R[r].pending || R[r].has_stop))
+			return true;
+	return false;
+}
+
+/* ctx_with_merge(parent, others, n): n == 0 is a WithCancel. */
+static void op_with_merge(bool failing)
+{
+	int p = pick_node();
+	unsigned how = next();
+	bool want = how & 1;
+	int n = (int)((how >> 1) % (MAXO + 1));
+	if (n > 0 && any_merge_reg())
+		return; /* see the top of the file */
+	/* No two armed deadlines equal anywhere once a merged node exists. */
+	for (int x = 2; n > 0 && x < nn; x++)
+		for (int y = x + 1; y < nn; y++)
+			if (M[x].armed && M[y].armed && M[x].deadline == M[y].deadline)
+				return;
+	int o[MAXO];
+	ctx_t *oc[MAXO];
+	for (int k = 0; k < n; k++) {
+		o[k] = pick_node();
+		oc[k] = M[o[k]].c;
+	}
+	ctx_cancel_t *h = NULL;
+	ctx_t *c = ctx_with_merge(M[p].c, oc, (size_t)n, want ? &h : NULL);
+	if (failed(c, failing))
+		return;
+	int i = new_node(c, n ? K_MERGED : K_CANCEL, p);
+	M[i].nothers = n;
+	for (int k = 0; k < n; k++) {
+		M[i].others[k] = o[k];
+		ctx_time_t d;
+		if (m_deadline(o[k], &d) && (!M[i].has_mdl || d < M[i].mdl)) {
+			M[i].mdl = d;
+			M[i].has_mdl = true;
+		}
+		/* Born done with the first done one: parent, others[0], ... */
+		if (!M[i].err && m_err(o[k])) {
+			M[i].err = m_err(o[k]);
+			M[i].cause = m_cause(o[k]);
+		}
+	}
+	TRACE("n%d = with_merge(n%d, %d others)%s\n", i, p, n, want ? " +handle" : "");
+	if (want)
+		new_handle(h, i);
+}
+
 static void op_cancel(void)
 {
 	int h = pick_handle();
@@ -785,17 +903,36 @@ static bool can_end(int a)
 		for (int h = 0; h < nh; h++)
 			if (H[h].node == a && !H[h].used && H[h].owner < 0)
 				return true;
+		if (M[a].kind == K_MERGED)
+			for (int k = 0; k < M[a].nothers; k++)
+				if (can_end(anchor(M[a].others[k])))
+					return true;
 	}
 	return false;
 }
 
-/* Is a at or above b in the cancellation tree? */
-static bool cancels_into(int a, int b)
+/* Is a at or above b in the cancellation graph (tree parents and merge
+ * entries)? */
+static bool cancels_into_seen(int a, int b, bool *seen)
 {
-	for (; b >= 0; b = anchor(M[b].parent))
+	for (; b >= 0; b = anchor(M[b].parent)) {
 		if (b == a)
 			return true;
+		if (seen[b])
+			return false;
+		seen[b] = true;
+		if (M[b].kind == K_MERGED)
+			for (int k = 0; k < M[b].nothers; k++)
+				if (cancels_into_seen(a, anchor(M[b].others[k]), seen))
+					return true;
+	}
 	return false;
+}
+
+static bool cancels_into(int a, int b)
+{
+	bool seen[MAXN] = {false};
+	return cancels_into_seen(a, b, seen);
 }
 
 static void op_after_func(bool failing)
@@ -807,6 +944,8 @@ static void op_after_func(bool failing)
 	bool want_stop = how & 1;
 	enum rkind kind = (how >> 1) % 4 == 2 ? R_MERGE : (how >> 1) % 4 == 3 ? R_SELF_STOP : R_COUNT;
 	int mh = -1;
+	if (kind == R_MERGE && any_merged())
+		kind = R_COUNT; /* see the top of the file */
 	if (kind == R_MERGE) {
 		/* A handle to use from fn; its context's subtree must not overlap
 		 * another pending merge's. */
@@ -1082,7 +1221,17 @@ static void run_op(unsigned op)
 		op_format_short();
 		break;
 	default:
-		op_invalid();
+		if (op >= 0x80) {
+			/* Opcode 15 with the high bit: ctx_with_merge, failing
+			 * when the next byte is odd. */
+			bool f = next() & 1;
+			if (f)
+				atomic_store(&fail_next, 1);
+			if (nn < MAXN && nh < MAXH)
+				op_with_merge(f);
+		} else {
+			op_invalid();
+		}
 		break;
 	}
 	atomic_store(&fail_next, 0);

@@ -116,6 +116,22 @@ ctx_t *ctx_with_value(ctx_t *parent, const void *key, void *val, void (*free_val
  * for cancellation. */
 ctx_t *ctx_without_cancel(ctx_t *parent);
 
+/* A child of parent that is also done as soon as any of others[0..n) is:
+ * each other acts as one more parent for cancellation, not for values
+ * (values come from parent only). When one of them is done first, the
+ * merged context gets its err and cause and is done (its after-funcs run)
+ * before that context's ctx_cancel returns; if some are already done at
+ * the call, it is born done with the err and cause of the first done one
+ * in the order parent, others[0], others[1], ... ctx_deadline is the
+ * earliest of the deadlines of parent and others. The caller need not keep
+ * others alive after the call: the merged context holds each one until
+ * that one or the merged context is done, or it is freed, and holds none
+ * once it is done. No thread, no polling: one allocation (the node and one
+ * entry per other, linked in that other's child list). n == 0 is
+ * ctx_with_cancel. EINVAL: NULL parent, NULL others with n > 0, or a NULL
+ * element. Never blocks. */
+ctx_t *ctx_with_merge(ctx_t *parent, ctx_t *const *others, size_t n, ctx_cancel_t **cancel);
+
 /* Take another reference; returns ctx. */
 ctx_t *ctx_retain(ctx_t *ctx);
 /* Give a reference back; NULL is a no-op. May free ctx and its ancestors. */

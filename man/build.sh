@@ -1,16 +1,16 @@
 #!/bin/sh
-# build.sh SRCDIR OUTDIR VERSION [SCDOC]: turn every SRCDIR/NAME.N.scd into
-# OUTDIR/manN/NAME.N with scdoc, and give every other name in a page's NAME
-# section a link page, OUTDIR/manN/OTHER.N holding ".so manN/NAME.N", so
+# build.sh OUTDIR VERSION SCDOC PAGE.N.scd...: turn every page into
+# OUTDIR/manN/PAGE.N with scdoc, and give every other name in a page's NAME
+# section a link page, OUTDIR/manN/OTHER.N holding ".so manN/PAGE.N", so
 # that `man OTHER` finds it.
 set -eu
-src=$1
-out=$2
-version=$3
-scdoc=${4:-scdoc}
+out=$1
+version=$2
+scdoc=$3
+shift 3
 rm -rf "$out"
 mkdir -p "$out"
-for f in "$src"/*.scd; do
+for f; do
   page=$(basename "$f" .scd)     # ctx_wait.3
   name=${page%.*}
   sect=${page##*.}

@@ -28,7 +28,7 @@ total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -n 1)
 secs=$(sed -n 's/^Total Test time (real) = *\([0-9.]*\) sec.*/\1/p' "$log" | tail -n 1)
 skipped=$(grep -c '\*\*\*Skipped' "$log")
 passed=$((${total:-0} - skipped))
-line=$(printf '%-6s %4d passed, 0 failed, %d skipped, in %6.1f s   (%s)' \
+line=$(printf '%-8s %4d passed, 0 failed, %d skipped, in %6.1f s   (%s)' \
   "$name" "$passed" "$skipped" "${secs:-0}" "$log")
 echo "$line"
 grep 'Skipped' "$log" | sed 's/^/  /' || true

@@ -4,8 +4,8 @@
 # OUTDIR/goctx-VERSION/ (dpkg-buildpackage writes its output beside the
 # tree it builds, and leaves build files inside it); the .deb files and
 # OUTDIR/build.log end up in OUTDIR. Then lintian, when installed, checks
-# them: its errors fail, its warnings are printed. A bridge's packages are
-# built (build profile pkg.goctx.NAME) when bridges/NAME/ exists.
+# them: its errors fail, its warnings are printed. The build profile
+# pkg.goctx.NAME is on for each bridges/NAME/ (see debian/control).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
@@ -32,9 +32,9 @@ else
   (cd "$src" && tar --exclude=./build --exclude='./obj-*' -cf - .) | tar -C "$tree" -xf -
 fi
 profiles=
-for b in "$tree"/bridges/*/CMakeLists.txt; do
-  [ -f "$b" ] || continue
-  b=$(basename "$(dirname "$b")")
+for d in "$tree"/bridges/*/; do
+  b=$(basename "$d")
+  [ -f "$d/$b.c" ] || continue    # a bridge is bridges/NAME/NAME.c
   profiles=${profiles:+$profiles,}pkg.goctx.$b
 done
 profiles=${profiles:+-P$profiles}

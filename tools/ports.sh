@@ -14,7 +14,10 @@
 #
 # Each target compiles the library from the plain compiler line the README
 # shows (no build system), with -Wall -Wextra -Werror, links every example
-# against it and runs it (TIMEOUT seconds each). Logs: $OUT/<target>/.
+# against it and runs it (TIMEOUT seconds each), or, as `make demo` does,
+# runs examples/NAME.sh with the directory of the programs when there is one
+# (under qemu each program there is a wrapper script that starts the real
+# one under the emulator). Logs: $OUT/<target>/.
 # PORTS="musl i386" limits the run to those targets. Exit status: the
 # number of targets that failed (0: all passed).
 set -u
@@ -72,14 +75,26 @@ port() {
 	done
 	n=0
 	for e in $examples; do
+		exe=$dir/bin/$e
+		[ -n "$runner" ] && exe=$dir/bin/real/$e && mkdir -p "$dir/bin/real"
 		# shellcheck disable=SC2086
-		if ! $cc $CFLAGS_COMMON $flags "examples/$e.c" $objs -lpthread -o "$dir/bin/$e" \
+		if ! $cc $CFLAGS_COMMON $flags "examples/$e.c" $objs -lpthread -o "$exe" \
 		     >>"$dir/build.log" 2>&1; then
 			printf 'ports: %-16s FAILED: linking examples/%s (%s)\n' "$t" "$e" "$dir/build.log"
 			return 1
 		fi
-		# shellcheck disable=SC2086
-		timeout "$TIMEOUT" $runner "$dir/bin/$e" >"$dir/$e.log" 2>&1
+		if [ -n "$runner" ]; then
+			printf '#!/bin/sh\nexec %s "%s" "$@"\n' "$runner" "$(cd "$dir/bin/real" && pwd)/$e" \
+				>"$dir/bin/$e"
+			chmod +x "$dir/bin/$e"
+		fi
+	done
+	for e in $examples; do
+		if [ -f "examples/$e.sh" ]; then
+			timeout "$TIMEOUT" sh "examples/$e.sh" "$dir/bin" >"$dir/$e.log" 2>&1
+		else
+			timeout "$TIMEOUT" "$dir/bin/$e" >"$dir/$e.log" 2>&1
+		fi
 		rc=$?
 		if [ $rc != 0 ]; then
 			printf 'ports: %-16s FAILED: examples/%s exit %s (%s)\n' "$t" "$e" "$rc" "$dir/$e.log"

@@ -6,9 +6,10 @@
  *                         3 s timeout (it finishes), once with 300 ms (cut)
  *   curl_example URL [S]  download URL with a timeout of S seconds (10)
  *
- * Ctrl-C cancels the download when goctx's signal contexts are there
- * (goctx/signal.h, ctx_with_signals); without them only the timeout bounds
- * it. ctx_err tells the timeout from the cancel.
+ * Ctrl-C cancels the download (goctx/signal.h's ctx_with_signals: the
+ * context's cause then says "interrupt signal received", and the program
+ * exits 130); a build without signal contexts has only the timeout. ctx_err
+ * tells the timeout from the cancel.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -60,6 +61,8 @@ static void *serve(void *arg) {
 
 /* ---- the download ---- */
 
+static bool interrupted; /* a download was ended by Ctrl-C */
+
 static size_t count(char *p, size_t size, size_t n, void *arg) {
     (void)p;
     *(size_t *)arg += size * n;
@@ -93,8 +96,12 @@ static CURLcode download(const char *url, ctx_duration_t timeout) {
     if (rc == CURLE_OK)
         printf("%s: %zu bytes in %.0f ms\n", url, bytes, ms);
     else
-        printf("%s: %s after %zu bytes, %.0f ms (ctx_err: %s)\n", url, curl_easy_strerror(rc),
-               bytes, ms, ctx_strerror(ctx_err(ctx)));
+        printf("%s: %s after %zu bytes, %.0f ms (ctx_err: %s; cause: %s)\n", url,
+               curl_easy_strerror(rc), bytes, ms, ctx_strerror(ctx_err(ctx)),
+               ctx_strerror(ctx_cause(ctx)));
+#ifdef HAVE_SIGNAL_CTX
+    interrupted = interrupted || ctx_cause_signal(ctx_cause(ctx)) == SIGINT;
+#endif
     curl_easy_cleanup(easy);
     ctx_cancel(cancel);
     ctx_release(ctx);
@@ -130,10 +137,12 @@ int main(int argc, char **argv) {
         char url[64];
         snprintf(url, sizeof url, "http://127.0.0.1:%d/", ntohs(a.sin_port));
         CURLcode first = download(url, 3 * CTX_SECOND);
-        CURLcode second = download(url, 300 * CTX_MILLISECOND);
+        CURLcode second = interrupted ? CTX_CURL_CANCELLED : download(url, 300 * CTX_MILLISECOND);
+        if (interrupted)
+            shutdown(listen_fd, SHUT_RDWR); /* the server's accept gives up */
         pthread_join(t, NULL);
         close(listen_fd);
-        rc = first == CURLE_OK && second == CTX_CURL_TIMEDOUT ? 0 : 1;
+        rc = interrupted ? 130 : first == CURLE_OK && second == CTX_CURL_TIMEDOUT ? 0 : 1;
     }
     curl_global_cleanup();
     return rc;

@@ -24,14 +24,12 @@
  * moment finds the handle taken and does nothing; GSignal keeps its data
  * until it returns (the link is counted: handler and after-func).
  *
- * Source. GLib's cancellable source, with an after-func for the signal
- * handler: the after-func sets the ready time to 0, from any thread (GLib
- * allows this even while the last unref is under way, see
- * g_source_set_ready_time); finalize stops the after-func, waiting if it is
- * running, before the memory goes.
+ * Source: see "the source" below.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "goctx/glib.h"
 
@@ -134,14 +132,14 @@ ctx_t *ctx_glib_with_cancellable(ctx_t *parent, GCancellable *cancellable,
 	if (cancel)
 		*cancel = NULL;
 	g_return_val_if_fail(G_IS_CANCELLABLE(cancellable), (errno = EINVAL, NULL));
-	g_return_val_if_fail(cancel != NULL, (errno = EINVAL, NULL));
 	ctx_cancel_t *mine;
 	ctx_t *ctx = ctx_with_cancel(parent, &mine);
 	if (!ctx)
 		return NULL;
 	struct from_gcancel *l = g_new0(struct from_gcancel, 1);
 	atomic_init(&l->refs, 2);
-	atomic_init(&l->cancel, ctx_cancel_dup(mine));
+	/* With cancel NULL the caller never cancels: the link's is the only handle. */
+	atomic_init(&l->cancel, cancel ? ctx_cancel_dup(mine) : mine);
 	l->cancellable = g_object_ref(cancellable);
 	/* Calls the handler at once (and drops its reference) if cancellable is
 	 * cancelled already: ctx is then born done. */
@@ -150,34 +148,83 @@ ctx_t *ctx_glib_with_cancellable(ctx_t *parent, GCancellable *cancellable,
 	int err = ctx_after_func(ctx, from_gcancel_done, l, NULL);
 	if (err != 0) {
 		/* Undo as the after-func would, with the caller's handle too. */
-		ctx_cancel(mine);
+		if (cancel)
+			ctx_cancel(mine);
+		else
+			ctx_cancel(atomic_exchange(&l->cancel, NULL));
 		from_gcancel_done(l);
 		ctx_release(ctx);
 		errno = err;
 		return NULL;
 	}
-	*cancel = mine;
+	if (cancel)
+		*cancel = mine;
 	return ctx;
 }
 
-/* ---- the source ---- */
+/* ---- the source ----
+ *
+ * The after-func sets the source's ready time to 0 from the cancelling
+ * thread, which wakes the GMainContext it is attached to. The hard part is
+ * GLib's: g_source_set_ready_time fails a critical on a source whose count
+ * is 0, and the count of an unattached source reaches 0 with no hook of
+ * ours before it (GLib's own cancellable source copes with a resurrection
+ * in its dispose function, which can leak a source in 2.74). So the
+ * after-func only touches a source that is attached and not destroyed: its
+ * GMainContext holds a reference then. "Not destroyed" needs a hook at
+ * destroy, which GSource has only for child sources: a destroyed source
+ * destroys and drops its children, and an unattached one drops them when
+ * freed. So each source has a child (struct ctx_hook) that is never ready;
+ * its finalize clears `alive` under `mu` and stops the after-func. The
+ * after-func holds `mu` while it reads the parent's GMainContext and sets
+ * the ready time; lock order: mu, then GLib's context lock (GLib calls a
+ * finalize with the context lock released).
+ *
+ * A source not yet attached when the context is done is caught by prepare,
+ * which also reports a done context, once (`fired`, loop thread only). */
 
 struct ctx_source {
 	GSource source;
-	ctx_t *ctx;                   /* held until finalize */
-	_Atomic(ctx_after_t *) after; /* sets the ready time; stopped in finalize
-	                               * (maybe another thread: as to_gcancel's) */
+	ctx_t *ctx;     /* held until finalize */
+	gboolean fired; /* the callback has been called; loop thread only */
+};
+
+struct ctx_hook {
+	GSource source;
+	pthread_mutex_t mu;
+	bool alive;                   /* parent attached-or-not but not destroyed; guarded by mu */
+	GSource *parent;              /* valid while alive */
+	_Atomic(ctx_after_t *) after; /* stopped in finalize (as to_gcancel's, ordered by GLib) */
 };
 
 static void source_fire(void *arg)
 {
-	g_source_set_ready_time(arg, 0);
+	struct ctx_hook *h = arg;
+	pthread_mutex_lock(&h->mu);
+	/* Attached and not destroyed: its GMainContext holds a reference. The
+	 * field is read directly (GSource's struct is public) because
+	 * g_source_get_context, like g_source_set_ready_time, fails a critical
+	 * on the count-0 unattached source this check is there to skip. An
+	 * attach racing this read is no loss: prepare sees the done context. */
+	if (h->alive && h->parent->context)
+		g_source_set_ready_time(h->parent, 0);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static gboolean source_prepare(GSource *source, gint *timeout)
+{
+	struct ctx_source *s = (struct ctx_source *)source;
+	*timeout = -1;
+	return !s->fired && ctx_done(s->ctx);
 }
 
 static gboolean source_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
 {
 	struct ctx_source *s = (struct ctx_source *)source;
-	g_source_set_ready_time(source, -1); /* once: a context is done only once */
+	g_source_set_ready_time(source, -1);
+	if (s->fired) /* woken again by a late source_fire: nothing to report */
+		return G_SOURCE_CONTINUE;
+	s->fired = TRUE;
 	if (!callback)
 		return G_SOURCE_REMOVE;
 	return ((ctx_glib_source_func)(void (*)(void))callback)(s->ctx, user_data);
@@ -185,16 +232,40 @@ static gboolean source_dispatch(GSource *source, GSourceFunc callback, gpointer 
 
 static void source_finalize(GSource *source)
 {
-	struct ctx_source *s = (struct ctx_source *)source;
-	ctx_after_stop(atomic_load_explicit(&s->after, memory_order_acquire));
-	ctx_release(s->ctx);
+	ctx_release(((struct ctx_source *)source)->ctx);
 }
 
 static GSourceFuncs source_funcs = {
-	.prepare = NULL,
+	.prepare = source_prepare,
 	.check = NULL,
 	.dispatch = source_dispatch,
 	.finalize = source_finalize,
+};
+
+static gboolean hook_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
+{
+	(void)source;
+	(void)callback;
+	(void)user_data;
+	return G_SOURCE_CONTINUE; /* never ready: never called */
+}
+
+static void hook_finalize(GSource *source)
+{
+	struct ctx_hook *h = (struct ctx_hook *)source;
+	pthread_mutex_lock(&h->mu);
+	h->alive = false;
+	pthread_mutex_unlock(&h->mu);
+	/* Waits for a source_fire running elsewhere; none starts after this. */
+	ctx_after_stop(atomic_load_explicit(&h->after, memory_order_acquire));
+	pthread_mutex_destroy(&h->mu);
+}
+
+static GSourceFuncs hook_funcs = {
+	.prepare = NULL,
+	.check = NULL,
+	.dispatch = hook_dispatch,
+	.finalize = hook_finalize,
 };
 
 GSource *ctx_glib_source_new(ctx_t *ctx)
@@ -204,15 +275,27 @@ GSource *ctx_glib_source_new(ctx_t *ctx)
 	struct ctx_source *s = (struct ctx_source *)source;
 	g_source_set_name(source, "goctx context");
 	s->ctx = ctx_retain(ctx);
-	/* For a context done already this sets the ready time at once. */
-	atomic_init(&s->after, NULL);
+	s->fired = FALSE;
+
+	GSource *child = g_source_new(&hook_funcs, sizeof(struct ctx_hook));
+	struct ctx_hook *h = (struct ctx_hook *)child;
+	g_source_set_name(child, "goctx context (destroy hook)");
+	pthread_mutex_init(&h->mu, NULL);
+	h->alive = true;
+	h->parent = source;
+	atomic_init(&h->after, NULL);
+	/* For a context done already source_fire finds the source unattached:
+	 * prepare reports it on the first iteration. */
 	ctx_after_t *after;
-	int err = ctx_after_func(ctx, source_fire, source, &after);
+	int err = ctx_after_func(ctx, source_fire, h, &after);
 	if (err != 0) {
+		g_source_unref(child);
 		g_source_unref(source);
 		errno = err;
 		return NULL;
 	}
-	atomic_store_explicit(&s->after, after, memory_order_release);
+	atomic_store_explicit(&h->after, after, memory_order_release);
+	g_source_add_child_source(source, child);
+	g_source_unref(child); /* the parent holds it */
 	return source;
 }

@@ -21,6 +21,10 @@
  *  - Every blocking call sleeps on a futex and is woken by the party that
  *    completes it (a peer, chan_close, a context's cancellation or the
  *    timeout): no polling.
+ *  - On a buffered channel, a send or receive that needs no blocked peer
+ *    (room in the buffer, a value in it, or closed) takes no lock: the
+ *    buffer is a lock-free ring. Before it blocks, a send or receive watches
+ *    the ring for a few microseconds (not on a single CPU).
  *
  * Ownership: chan_make returns one reference; chan_retain takes another one,
  * chan_release gives one back (the last frees the channel, elements still

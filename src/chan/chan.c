@@ -89,6 +89,7 @@
  * use the lock for every operation, as before.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,9 +173,21 @@ static inline unsigned char *chan__slot_elem(_Atomic uint64_t *seq)
 	return (unsigned char *)(void *)seq + sizeof(uint64_t);
 }
 
+/* One step of waiting out another thread's claimed slot (it is between
+ * two of its own instructions, unless it was preempted there: then give
+ * it the CPU). */
+static void chan__ring_pause(unsigned *spins)
+{
+	if (++*spins % 128 == 0)
+		sched_yield();
+	else
+		ctx__os_relax();
+}
+
 /* Write *elem: 0, EAGAIN (full), EPIPE (closed). */
 static int chan__ring_send(struct chan *c, const void *elem)
 {
+	unsigned spins = 0;
 	uint64_t pos = atomic_load_explicit(&c->tail, memory_order_relaxed);
 	for (;;) {
 		if (pos & CHAN__CLOSED_BIT)
@@ -202,7 +215,7 @@ static int chan__ring_send(struct chan *c, const void *elem)
 		/* The slot holds the value of the lap before: full, unless a
 		 * reader has claimed it and is still copying it out. */
 		if (atomic_load_explicit(&c->head, memory_order_acquire) + c->cap > pos) {
-			ctx__os_relax();
+			chan__ring_pause(&spins);
 			continue;
 		}
 		return EAGAIN;
@@ -213,6 +226,7 @@ static int chan__ring_send(struct chan *c, const void *elem)
  * drained: nothing written to elem). */
 static int chan__ring_recv(struct chan *c, void *elem)
 {
+	unsigned spins = 0;
 	uint64_t pos = atomic_load_explicit(&c->head, memory_order_relaxed);
 	for (;;) {
 		_Atomic uint64_t *sq = chan__seq(c, pos);
@@ -238,7 +252,7 @@ static int chan__ring_recv(struct chan *c, void *elem)
 		/* Acquire: pairs with chan_close's release of the closed bit. */
 		uint64_t t = atomic_load_explicit(&c->tail, memory_order_acquire);
 		if ((t & ~CHAN__CLOSED_BIT) > pos) {
-			ctx__os_relax(); /* a writer claimed pos and is copying */
+			chan__ring_pause(&spins); /* a writer claimed pos and is copying */
 			continue;
 		}
 		return (t & CHAN__CLOSED_BIT) ? EPIPE : EAGAIN;
@@ -1088,6 +1102,14 @@ static int chan__with_ctx(ctx_t *ctx, chan_case_t cs[2])
 	int err = ctx_err(ctx);
 	if (err)
 		return err; /* done on entry wins, deterministically */
+	struct chan *c = cs[0].chan;
+	if (c && c->cap) {
+		/* The ring first: no context hook when no wait is needed. */
+		err = cs[0].op == CHAN_SEND ? chan__fast_send(c, cs[0].elem)
+		                            : chan__fast_recv(c, cs[0].elem, &cs[0].ok);
+		if (err != EAGAIN)
+			return err;
+	}
 	cs[1] = CHAN_CASE_DONE(ctx);
 	struct chan__sudog sgs[2];
 	size_t fired;

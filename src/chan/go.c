@@ -32,6 +32,19 @@
  * waits for it (without a time limit: the starter is between its pop and
  * its exchange).
  *
+ * The hand-off slot (`hot`): the first parked worker that finds it empty
+ * waits there, spinning, instead of on the list; the task fields share the
+ * slot's cache line with its state, so a start that finds it there is one
+ * CAS (H_WAITING -> H_CLAIMED), the task stores and one release store
+ * (H_TASK), and the worker's next load sees all of it: one cache-line
+ * transfer each way, against the list's lock, links and the worker's own
+ * line. The worker copies the task out and empties the slot (H_EMPTY).
+ * When its spin runs out it leaves the slot (CAS H_WAITING -> H_EMPTY,
+ * under pool.lock, then links itself into the list in the same critical
+ * section, so chan__go_parked never sees it in neither place); a failed
+ * CAS means a starter claimed it: it waits for H_TASK (the starter is
+ * between two stores).
+ *
  * The spin is adaptive: at most half the CPUs' worth of parked workers spin
  * at once (the rest sleep at once), a worker whose spin caught a task spins
  * up to SPIN_MAX_NS next time, one whose spin ran out halves its next spin
@@ -54,6 +67,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 
 #include "goctx/chan.h"
@@ -64,6 +78,16 @@
 #define SPIN_MIN_NS (2 * CTX_MICROSECOND)
 
 enum { W_IDLE = 0, W_SLEEP = 1, W_TASK = 2 };
+enum { H_EMPTY = 0, H_WAITING = 1, H_CLAIMED = 2, H_TASK = 3 };
+
+static struct {
+	_Alignas(64) _Atomic uint32_t state; /* H_*: see "The hand-off slot" */
+	void (*fn)(void *);                   /* the task: written by the claimer */
+	void *arg;
+	void (*then)(void *);
+	void *then_arg;
+	char pad[64];
+} hot;
 
 struct worker {
 	_Atomic uint32_t state;   /* W_IDLE, W_SLEEP, W_TASK: see above */
@@ -103,6 +127,7 @@ static void fork_child(void)
 	 * sleeps on it in this process. */
 	pool.idle = NULL;
 	pool.parked = 0;
+	atomic_store(&hot.state, H_EMPTY);
 	atomic_store(&pool.threads, in_worker ? 1 : 0);
 	atomic_store(&pool.spinning, 0);
 	atomic_store_explicit(&pool.lock, 0, memory_order_release);
@@ -120,23 +145,96 @@ static void unlink_worker(struct worker *w)
 	pool.parked--;
 }
 
-/* After a task: list w, wait for the next task. false: the idle time
- * passed, w is unlisted, the thread exits. */
-static bool park(struct worker *w)
+static void link_worker(struct worker *w)
 {
-	atomic_store_explicit(&w->state, W_IDLE, memory_order_relaxed);
-	ctx__lock(&pool.lock);
 	w->next = pool.idle;
 	if (w->next)
 		w->next->pprev = &w->next;
 	w->pprev = &pool.idle;
 	pool.idle = w;
 	pool.parked++;
-	ctx__unlock(&pool.lock);
+}
 
+/* The worker in the hot slot, claimed: wait for the task, take it. */
+static void take_hot(struct worker *w)
+{
+	unsigned n = 0;
+	/* Acquire: pairs with the claimer's release store of H_TASK. */
+	while (atomic_load_explicit(&hot.state, memory_order_acquire) != H_TASK) {
+		if (++n % 128 == 0)
+			sched_yield(); /* the claimer may have been preempted */
+		else
+			ctx__os_relax();
+	}
+	w->fn = hot.fn;
+	w->arg = hot.arg;
+	w->then = hot.then;
+	w->then_arg = hot.then_arg;
+	/* Release: the task is read before the slot is free again. */
+	atomic_store_explicit(&hot.state, H_EMPTY, memory_order_release);
+}
+
+/* Wait in the hot slot for up to w->spin. true: w holds a task; false:
+ * the spin ran out and w is on the list now. */
+static bool park_hot(struct worker *w)
+{
+	ctx_time_t stop = ctx__os_now() + w->spin;
+	for (;;) {
+		for (int i = 0; i < 64; i++) {
+			if (atomic_load_explicit(&hot.state, memory_order_relaxed) != H_WAITING) {
+				take_hot(w);
+				w->spin = SPIN_MAX_NS;
+				return true;
+			}
+			ctx__os_relax();
+		}
+		if (ctx__os_now() >= stop)
+			break;
+	}
+	w->spin = w->spin / 2 > SPIN_MIN_NS ? w->spin / 2 : SPIN_MIN_NS;
+	atomic_store_explicit(&w->state, W_IDLE, memory_order_relaxed);
+	ctx__lock(&pool.lock);
+	uint32_t h = H_WAITING;
+	bool left = atomic_compare_exchange_strong_explicit(&hot.state, &h, H_EMPTY,
+	                                                    memory_order_relaxed,
+	                                                    memory_order_relaxed);
+	if (left)
+		link_worker(w);
+	ctx__unlock(&pool.lock);
+	if (!left) {
+		take_hot(w);
+		return true;
+	}
+	return false;
+}
+
+/* After a task: list w, wait for the next task. false: the idle time
+ * passed, w is unlisted, the thread exits. */
+static bool park(struct worker *w)
+{
 	int ncpu = ctx__os_ncpu();
 	int spinners = ncpu / 2 > 0 ? ncpu / 2 : 1;
-	if (ncpu > 1 && atomic_fetch_add_explicit(&pool.spinning, 1, memory_order_relaxed) < spinners) {
+	bool may_spin = ncpu > 1 &&
+	                atomic_fetch_add_explicit(&pool.spinning, 1, memory_order_relaxed) < spinners;
+	if (may_spin) {
+		uint32_t h = H_EMPTY;
+		if (atomic_compare_exchange_strong_explicit(&hot.state, &h, H_WAITING,
+		                                            memory_order_relaxed,
+		                                            memory_order_relaxed)) {
+			bool got = park_hot(w);
+			atomic_fetch_sub_explicit(&pool.spinning, 1, memory_order_relaxed);
+			if (got)
+				return true;
+			goto sleep; /* listed by park_hot; spun already */
+		}
+	}
+
+	atomic_store_explicit(&w->state, W_IDLE, memory_order_relaxed);
+	ctx__lock(&pool.lock);
+	link_worker(w);
+	ctx__unlock(&pool.lock);
+
+	if (may_spin) {
 		ctx_time_t stop = ctx__os_now() + w->spin;
 		bool got = false;
 		for (;;) {
@@ -160,6 +258,7 @@ static bool park(struct worker *w)
 		atomic_fetch_sub_explicit(&pool.spinning, 1, memory_order_relaxed);
 	}
 
+sleep:;
 	uint32_t s = W_IDLE;
 	if (!atomic_compare_exchange_strong_explicit(&w->state, &s, W_SLEEP, memory_order_acquire,
 	                                             memory_order_acquire))
@@ -208,6 +307,18 @@ static void *worker_main(void *p)
 int chan__go(void (*fn)(void *arg), void *arg, void (*then)(void *then_arg), void *then_arg)
 {
 	pthread_once(&atfork_once, atfork_init);
+	uint32_t h = H_WAITING;
+	if (atomic_load_explicit(&hot.state, memory_order_relaxed) == H_WAITING &&
+	    atomic_compare_exchange_strong_explicit(&hot.state, &h, H_CLAIMED, memory_order_acquire,
+	                                            memory_order_relaxed)) {
+		hot.fn = fn;
+		hot.arg = arg;
+		hot.then = then;
+		hot.then_arg = then_arg;
+		/* Release: the task before H_TASK, for take_hot's acquire. */
+		atomic_store_explicit(&hot.state, H_TASK, memory_order_release);
+		return 0;
+	}
 	ctx__lock(&pool.lock);
 	struct worker *w = pool.idle;
 	if (w)
@@ -328,7 +439,7 @@ size_t chan__go_threads(void) { return atomic_load_explicit(&pool.threads, memor
 size_t chan__go_parked(void)
 {
 	ctx__lock(&pool.lock);
-	size_t n = pool.parked;
+	size_t n = pool.parked + (atomic_load(&hot.state) == H_WAITING);
 	ctx__unlock(&pool.lock);
 	return n;
 }

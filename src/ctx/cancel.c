@@ -65,7 +65,7 @@ static int cancel_one(struct ctx__cnode *c, int err, int *cause, struct op *op, 
 	bool any = false;
 	while (e) {
 		struct ctx__node *next = e->next;
-		if (ctx__try_retain(&e->base)) {
+		if (ctx__try_retain(ctx__holder(e))) {
 			if (!any && !root)
 				push(op, &c->node, MARK); /* popped after the subtree */
 			any = true;
@@ -97,6 +97,8 @@ static int cancel_one(struct ctx__cnode *c, int err, int *cause, struct op *op, 
 		ctx__os_wake(&c->state, INT_MAX);
 	if (c->node.base.kind == CTX__TIMER)
 		ctx__timer_disarm((struct ctx__timer *)c);
+	else if (c->node.base.kind == CTX__MERGE)
+		ctx__merge_done((struct ctx__merge *)c);
 	return any ? DONE_BUSY : DONE_LEAF;
 }
 
@@ -134,6 +136,10 @@ static void run_afters(struct op *op)
 	while (n) {
 		struct ctx__after *a = (struct ctx__after *)n;
 		n = n->next;
+		if (a->node.base.kind == CTX__MLINK) {
+			ctx__merge_fire((struct ctx__mlink *)a);
+			continue;
+		}
 		a->fn(a->arg);
 		/* fn has run: the registration lets go of the watched context
 		 * now, even while a stop handle keeps the node. Cleared before
@@ -180,6 +186,15 @@ void ctx__cancel(struct ctx__cnode *c, int err, int cause, bool unlink)
 			ctx_release(&n->base);
 		} else if (n->base.kind == CTX__AFTER) {
 			claim_after(&op, (struct ctx__after *)n);
+		} else if (n->base.kind == CTX__MLINK) {
+			/* A merged context: cancelled at the end, with the after-funcs
+			 * (when no BUSY bit of this op is left to wait for). */
+			struct ctx__mlink *l = (struct ctx__mlink *)n;
+			l->err = err;
+			l->cause = cause;
+			n->next = NULL;
+			*op.run_tail = n;
+			op.run_tail = &n->next;
 		} else {
 			struct ctx__cnode *cn = (struct ctx__cnode *)n;
 			int ccause = cause;

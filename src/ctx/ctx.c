@@ -85,10 +85,13 @@ struct ctx *ctx__destroy(struct ctx *c)
 			ctx__timer_disarm((struct ctx__timer *)c);
 		/* fall through */
 	case CTX__CANCEL:
-	case CTX__EXT: {
+	case CTX__EXT:
+	case CTX__MERGE: {
 		struct ctx__cnode *cn = (struct ctx__cnode *)c;
 		if (c->kind == CTX__EXT)
 			ctx__ext_freed((struct ctx__ext *)c);
+		else if (c->kind == CTX__MERGE)
+			ctx__merge_freed((struct ctx__merge *)c);
 		/* A done node left its parent's list when its cancellation
 		 * finished (which happened before this free: that op held a
 		 * reference). A live one may still be listed. */

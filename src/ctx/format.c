@@ -236,6 +236,9 @@ static void put_layer(struct out *o, const struct ctx *c)
 	case CTX__WITHOUT:
 		put(o, ".WithoutCancel");
 		break;
+	case CTX__MERGE:
+		put(o, ".WithMerge(%zu)", ((const struct ctx__merge *)c)->n);
+		break;
 	case CTX__EXT: {
 		const struct ctx__ext *e = (const struct ctx__ext *)c;
 		char tmp[256];

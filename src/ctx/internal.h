@@ -11,6 +11,14 @@
  *   TIMER    a cancelable node with its own deadline (struct ctx__timer).
  *   AFTER    an after-func registration (struct ctx__after); it sits in a
  *            cancelable node's child list like a child (as Go's afterFuncCtx).
+ *   MERGE    a cancelable node with more parents for cancellation (struct
+ *            ctx__merge, merge.c: ctx_with_merge). It sits in its parent's
+ *            child list like a CANCEL node, and each other context's list
+ *            holds one of its entries:
+ *   MLINK    an entry of a MERGE node (struct ctx__mlink, inside the MERGE
+ *            node's allocation). A canceller that detaches an entry takes
+ *            a reference on the MERGE node (not on the entry) and cancels
+ *            it at the end of its op, like an after-func.
  *   EXT      a cancelable node that an upper module extends (struct
  *            ctx__ext, ext.c): a CANCEL node with a table of hooks for its
  *            format and its free. The signal contexts are EXT nodes.
@@ -75,6 +83,8 @@ enum ctx__kind {
 	CTX__TIMER,
 	CTX__AFTER,
 	CTX__EXT,
+	CTX__MERGE,
+	CTX__MLINK,
 };
 
 #define CTX__ERR_MASK 0xffu
@@ -149,6 +159,32 @@ struct ctx__after {
 	void *arg;
 	pthread_t runner;            /* written before the RUNNING release-CAS */
 };
+
+/* A merged context (merge.c). Its lock also guards `nlinked` and, while it
+ * is live, its entries' links (besides each other context's lock). */
+struct ctx__merge;
+struct ctx__mlink {
+	struct ctx__node node;   /* in the other's src list; base.parent: the
+	                          * other, held until the entry is let go of
+	                          * (NULL then); base.refs unused */
+	struct ctx__merge *m;    /* fixed */
+	int err, cause;          /* the op's, written by the op that detached it */
+};
+struct ctx__merge {
+	struct ctx__cnode c;
+	ctx_time_t deadline;     /* earliest deadline of the others; fixed */
+	bool has_deadline;       /* fixed */
+	size_t n;                /* number of others (for the format); fixed */
+	size_t nlinked;          /* entries [0, nlinked) were linked; fixed after construction */
+	struct ctx__mlink links[];
+};
+
+/* Who a detaching canceller must hold for list entry e: the MERGE node for
+ * an entry, e itself otherwise. */
+static inline struct ctx *ctx__holder(struct ctx__node *e)
+{
+	return e->base.kind == CTX__MLINK ? &((struct ctx__mlink *)e)->m->c.node.base : &e->base;
+}
 
 /* An EXT node (ext.c): a CANCEL node (everything in the core treats it as
  * one) plus the hooks of the module that made it, which lays out its own
@@ -245,6 +281,15 @@ int ctx__link(struct ctx__cnode *src, struct ctx__node *n, int *cause);
  * unlink: also leave the parent's list. */
 #define CTX__TIMER_CAUSE 0
 void ctx__cancel(struct ctx__cnode *c, int err, int cause, bool unlink);
+
+/* ---- merge.c (the tree) ---- */
+/* m has just been marked done (by cancel_one): let go of every entry. */
+void ctx__merge_done(struct ctx__merge *m);
+/* m's count is zero and it may be live: let go of every entry. */
+void ctx__merge_freed(struct ctx__merge *m);
+/* An op that detached entry l runs this at its end: cancel l->m with the
+ * op's err and cause, then drop the reference the op took on it. */
+void ctx__merge_fire(struct ctx__mlink *l);
 
 /* ---- ext.c (the tree) ---- */
 /* A cancelable child of parent of `size` bytes (at least sizeof(struct

@@ -31,16 +31,32 @@ int ctx_cause(const ctx_t *c)
 
 bool ctx_deadline(const ctx_t *c, ctx_time_t *deadline)
 {
+	/* The nearest TIMER holds the earliest deadline of its own chain (a
+	 * later one under it is a CANCEL node); a MERGE node on the way adds
+	 * the earliest of its others'. */
+	bool have = false;
+	ctx_time_t best = 0;
 	for (; c; c = c->parent) {
-		if (c->kind == CTX__TIMER) {
-			if (deadline)
-				*deadline = ((const struct ctx__timer *)c)->deadline;
-			return true;
+		if (c->kind == CTX__TIMER || c->kind == CTX__MERGE) {
+			ctx_time_t d;
+			if (c->kind == CTX__TIMER) {
+				d = ((const struct ctx__timer *)c)->deadline;
+			} else if (((const struct ctx__merge *)c)->has_deadline) {
+				d = ((const struct ctx__merge *)c)->deadline;
+			} else {
+				continue;
+			}
+			best = have && best < d ? best : d;
+			have = true;
+			if (c->kind == CTX__TIMER)
+				break;
 		}
 		if (c->kind == CTX__WITHOUT || c->kind == CTX__ROOT)
 			break;
 	}
-	return false;
+	if (have && deadline)
+		*deadline = best;
+	return have;
 }
 
 void *ctx_value(const ctx_t *c, const void *key)

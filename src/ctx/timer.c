@@ -23,14 +23,19 @@
  * The service hook: an upper module may register one function
  * (ctx__service_start) that the thread calls, with no lock held, each time
  * ctx__service_wake() was called since the last call. The wake touches only
- * two atomic words and the futex, so a signal handler may call it (the
- * signal contexts of src/signal do: their cancellations run here).
+ * two atomic words and then wakes the thread, so a signal handler may call
+ * it (the signal contexts of src/signal do: their cancellations run here).
+ * Waking must then be async-signal-safe: a futex wake on Linux; on the POSIX
+ * backend, whose word waits go through a mutex-guarded parking lot, the
+ * thread sleeps in poll(2) on a wake descriptor (q.bell) instead, which the
+ * waker writes to.
  *
  * fork(): prepare takes q.lock so the child inherits a consistent heap;
  * the child unlocks it and restarts the thread if timers are pending or a
  * service is registered. q.lock is never held together with a node's lock.
  */
 #include <errno.h>
+#include <poll.h>
 
 #include "internal.h"
 #include "testing.h"
@@ -38,12 +43,19 @@
 static struct {
 	pthread_mutex_t lock;
 	_Atomic uint32_t kick; /* bumped (then woken) to wake the thread */
+#if GOCTX_OS_POSIX
+	ctx__os_wakefd_t bell; /* what the thread polls; made by start_thread */
+#endif
 	struct ctx__timer *root;
 	size_t count;
 	bool started;   /* the thread runs (or is being started) */
 	bool sleeping;  /* the thread sleeps on kick */
 	ctx_time_t sleep_until; /* ... until this deadline (INT64_MAX: untimed) */
-} q = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} q = {.lock = PTHREAD_MUTEX_INITIALIZER,
+#if GOCTX_OS_POSIX
+       .bell = {.rfd = -1, .wfd = -1},
+#endif
+};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -58,7 +70,34 @@ static _Atomic uint32_t service_due;
 static void kick_thread(void)
 {
 	atomic_fetch_add_explicit(&q.kick, 1, memory_order_release);
+#if GOCTX_OS_POSIX
+	if (q.bell.wfd >= 0)
+		ctx__os_wakefd_signal(&q.bell);
+#else
 	ctx__os_wake(&q.kick, 1);
+#endif
+}
+
+/* Sleep until kick moves away from `seen`, or until `until` (INT64_MAX:
+ * no limit); may return early. */
+static void sleep_kick(uint32_t seen, ctx_time_t until)
+{
+#if GOCTX_OS_POSIX
+	if (atomic_load_explicit(&q.kick, memory_order_acquire) != seen)
+		return;
+	struct pollfd p = {.fd = q.bell.rfd, .events = POLLIN};
+	ctx__os_poll(&p, 1, until == INT64_MAX ? -1 : until - ctx__os_now());
+	/* A wake after this is not lost: it changed kick, which the thread
+	 * reads before it sleeps again. */
+	ctx__os_wakefd_drain(&q.bell);
+#else
+	if (until == INT64_MAX) {
+		ctx__os_wait(&q.kick, seen, NULL);
+	} else {
+		struct timespec ts = ctx__os_timespec(until);
+		ctx__os_wait(&q.kick, seen, &ts);
+	}
+#endif
 }
 
 /* ---- the pairing heap ---- */
@@ -189,12 +228,7 @@ static void *timer_main(void *arg)
 		q.sleeping = true;
 		ctx_time_t until = q.sleep_until;
 		pthread_mutex_unlock(&q.lock);
-		if (until == INT64_MAX) {
-			ctx__os_wait(&q.kick, kick, NULL);
-		} else {
-			struct timespec ts = ctx__os_timespec(until);
-			ctx__os_wait(&q.kick, kick, &ts);
-		}
+		sleep_kick(kick, until);
 		pthread_mutex_lock(&q.lock);
 		q.sleeping = false;
 	}
@@ -204,6 +238,13 @@ static void *timer_main(void *arg)
 /* Start the thread (all signals blocked in it); q.lock held. */
 static int start_thread(void)
 {
+#if GOCTX_OS_POSIX
+	if (q.bell.rfd < 0) {
+		int b = ctx__os_wakefd_open(&q.bell);
+		if (b)
+			return b;
+	}
+#endif
 	int e = ctx__os_thread_start(timer_main, NULL);
 	if (e == 0)
 		q.started = true;
@@ -218,6 +259,11 @@ static void fork_child(void)
 	/* Only this thread exists now, and it holds q.lock (fork_prepare). */
 	q.started = false;
 	q.sleeping = false;
+#if GOCTX_OS_POSIX
+	/* The parent's descriptor is shared with it: make one of our own. */
+	if (q.bell.rfd >= 0)
+		ctx__os_wakefd_close(&q.bell);
+#endif
 	if (q.root || atomic_load_explicit(&service, memory_order_relaxed))
 		start_thread();
 	pthread_mutex_unlock(&q.lock);

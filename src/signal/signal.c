@@ -24,6 +24,16 @@
  * neither of which ends the catching. The freed hook takes the context off
  * the table too, stops on_stop (waiting if it runs elsewhere) and lets go
  * of K.
+ *
+ * fire_lock is held by service() while it cancels one context (its
+ * after-funcs included). on_stop takes it once, after taking the context
+ * off the table, so that ctx_cancel(stop) returns only once a cancellation
+ * by a signal that was already under way has finished: a program that
+ * stops, releases and exits leaves no work behind in the library's thread.
+ * (Not when on_stop runs in that thread itself: an after-func of a signal
+ * context that stops another one.) It is never held while waiting for
+ * anything but the cancellation it covers, whose after-funcs run with no
+ * BUSY bit held, so the wait cannot close a cycle.
  * Uses: src/ctx (EXT nodes, the service hook, cancellation), libc signals.
  */
 #include <errno.h>
@@ -56,6 +66,9 @@ static struct {
 	int watchers[NSIG];         /* listed contexts per signal */
 	struct sigaction old[NSIG]; /* saved when watchers went 0 -> 1 */
 } tab = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static pthread_mutex_t fire_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local bool in_service; /* this thread runs service() */
 
 /* Counted by the handler (lock-free: async-signal-safe). */
 static _Atomic uint32_t arrivals[NSIG];
@@ -94,6 +107,7 @@ static void fire(int sig, uint32_t count)
 {
 	for (;;) {
 		struct sigctx *hit = NULL;
+		pthread_mutex_lock(&fire_lock);
 		pthread_mutex_lock(&tab.lock);
 		for (struct sigctx *sc = tab.list; sc; sc = sc->next) {
 			if (hit_by(sc, sig, count) && !ctx_done(base_of(sc)) &&
@@ -103,15 +117,19 @@ static void fire(int sig, uint32_t count)
 			}
 		}
 		pthread_mutex_unlock(&tab.lock);
+		if (hit) {
+			ctx__cancel(&hit->e.c, ECANCELED, CTX_CAUSE_SIGNAL(sig), true);
+			ctx_release(base_of(hit));
+		}
+		pthread_mutex_unlock(&fire_lock);
 		if (!hit)
 			return;
-		ctx__cancel(&hit->e.c, ECANCELED, CTX_CAUSE_SIGNAL(sig), true);
-		ctx_release(base_of(hit));
 	}
 }
 
 static void service(void)
 {
+	in_service = true;
 	for (int sig = 1; sig < NSIG; sig++) {
 		uint32_t count = atomic_load_explicit(&arrivals[sig], memory_order_acquire);
 		if (count != handled[sig]) {
@@ -119,6 +137,7 @@ static void service(void)
 			fire(sig, count);
 		}
 	}
+	in_service = false;
 }
 
 /* Take sc off the table; restore what nobody watches any more. */
@@ -179,14 +198,23 @@ static int list(struct sigctx *sc)
 static void on_stop(void *arg)
 {
 	struct sigctx *sc = arg;
+	/* sc's memory is alive: its freed hook waits for this function to
+	 * return. A reference taken first keeps the library's thread from
+	 * dropping the last one while this waits for fire_lock below (its
+	 * freed hook would then wait for this function: a deadlock). */
+	bool alive = ctx__try_retain(base_of(sc));
 	pthread_mutex_lock(&tab.lock);
 	unlist_locked(sc);
 	pthread_mutex_unlock(&tab.lock);
-	/* sc is alive: its freed hook waits for this function to return. */
-	if (ctx__try_retain(base_of(sc))) {
-		ctx__cancel(&sc->e.c, ECANCELED, ctx_cause(sc->stopper), true);
-		ctx_release(base_of(sc));
+	if (!alive)
+		return; /* being freed: nobody cancels it any more */
+	/* Let a cancellation by a signal already under way finish (see top). */
+	if (!in_service) {
+		pthread_mutex_lock(&fire_lock);
+		pthread_mutex_unlock(&fire_lock);
 	}
+	ctx__cancel(&sc->e.c, ECANCELED, ctx_cause(sc->stopper), true);
+	ctx_release(base_of(sc));
 }
 
 static void sig_freed(struct ctx__ext *e)
@@ -200,6 +228,49 @@ static void sig_freed(struct ctx__ext *e)
 	ctx_release(sc->stopper);
 }
 
+/* A signal's name without "SIG" (static), or NULL: sigabbrev_np on glibc >=
+ * 2.32; elsewhere (musl, BSD, macOS have none) the POSIX names. */
+static const char *sig_abbrev(int sig)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+	return sigabbrev_np(sig);
+#else
+	switch (sig) {
+	case SIGHUP: return "HUP";
+	case SIGINT: return "INT";
+	case SIGQUIT: return "QUIT";
+	case SIGILL: return "ILL";
+	case SIGTRAP: return "TRAP";
+	case SIGABRT: return "ABRT";
+	case SIGBUS: return "BUS";
+	case SIGFPE: return "FPE";
+	case SIGKILL: return "KILL";
+	case SIGUSR1: return "USR1";
+	case SIGSEGV: return "SEGV";
+	case SIGUSR2: return "USR2";
+	case SIGPIPE: return "PIPE";
+	case SIGALRM: return "ALRM";
+	case SIGTERM: return "TERM";
+	case SIGCHLD: return "CHLD";
+	case SIGCONT: return "CONT";
+	case SIGSTOP: return "STOP";
+	case SIGTSTP: return "TSTP";
+	case SIGTTIN: return "TTIN";
+	case SIGTTOU: return "TTOU";
+	case SIGURG: return "URG";
+	case SIGXCPU: return "XCPU";
+	case SIGXFSZ: return "XFSZ";
+	case SIGVTALRM: return "VTALRM";
+	case SIGPROF: return "PROF";
+	case SIGSYS: return "SYS";
+#ifdef SIGWINCH
+	case SIGWINCH: return "WINCH";
+#endif
+	default: return NULL;
+	}
+#endif
+}
+
 static int sig_format(const struct ctx__ext *e, char *buf, size_t size)
 {
 	const struct sigctx *sc = (const struct sigctx *)e;
@@ -207,7 +278,7 @@ static int sig_format(const struct ctx__ext *e, char *buf, size_t size)
 	int n = snprintf(buf, size, ".WithSignals([");
 	len += (size_t)(n > 0 ? n : 0);
 	for (size_t i = 0; i < sc->n; i++) {
-		const char *abbrev = sigabbrev_np(sc->sigs[i].sig);
+		const char *abbrev = sig_abbrev(sc->sigs[i].sig);
 		char *dst = len < size ? buf + len : NULL;
 		size_t room = len < size ? size - len : 0;
 		if (abbrev)

@@ -12,7 +12,10 @@
  * fit on its stack, chan_recv_ctx, chan_go, chan_go_start) are walked the
  * same way: ENOMEM, nothing sent or received, nothing left. So are the I/O
  * module's waits (ctx_read, a ctx_poll over more descriptors than fit on its
- * stack, ctx_dial_tcp with a name to look up).
+ * stack, ctx_dial_tcp with a name to look up), and the companions'
+ * (ctx_with_merge, ctx_with_signals, ctx_waitgroup_wait with a context,
+ * ctx_waitgroup_go, ctx_errgroup_new, ctx_errgroup_go): ENOMEM, nothing
+ * started, no disposition changed, nothing left.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,6 +33,9 @@
 
 #include "goctx.h"
 #include "goctx/chan.h"
+#include "goctx/signal.h"
+#include "goctx/sync.h"
+#include <signal.h>
 #include "goctx/io.h"
 #include "ctx/testing.h"
 #include "chan/go.h"
@@ -403,6 +409,130 @@ static void walk_all_parents(const char *what, call_fn call, int *sites_under_li
 	assert_int_equal(atomic_load(&n_live), live);
 }
 
+/* ---- the companions' calls ---- */
+
+static ctx_t *merge_others[2]; /* made outside the walk */
+
+static bool call_with_merge(ctx_t *p, struct attempt *a)
+{
+	return made(a, ctx_with_merge(p, merge_others, 2, poisoned(a)));
+}
+
+static bool call_with_merge_nohandle(ctx_t *p, struct attempt *a)
+{
+	return made(a, ctx_with_merge(p, merge_others, 2, NULL));
+}
+
+static bool call_with_signals(ctx_t *p, struct attempt *a)
+{
+	static const int sigs[] = {SIGUSR1, SIGUSR2};
+	struct sigaction before, after;
+	sigaction(SIGUSR1, NULL, &before);
+	bool ok = made(a, ctx_with_signals(p, sigs, 2, poisoned(a)));
+	if (!ok) {
+		/* No disposition changed. */
+		sigaction(SIGUSR1, NULL, &after);
+		assert_ptr_equal((void *)after.sa_handler, (void *)before.sa_handler);
+	}
+	return ok;
+}
+
+static bool call_with_signals_nostop(ctx_t *p, struct attempt *a)
+{
+	static const int sigs[] = {SIGHUP};
+	return made(a, ctx_with_signals(p, sigs, 1, NULL));
+}
+
+static int call_waitgroup_wait_ctx(void)
+{
+	ctx_cancel_t *h;
+	ctx_t *c = ctx_with_cancel(ctx_background(), &h);
+	if (!c)
+		return errno;
+	ctx_waitgroup_t wg = CTX_WAITGROUP_INIT;
+	ctx_waitgroup_add(&wg, 1);
+	ctx_cancel(ctx_cancel_dup(h)); /* done: the wait returns at once */
+	int r = ctx_waitgroup_wait(&wg, c);
+	ctx_release(c);
+	ctx_cancel(h);
+	if (r)
+		return r == ECANCELED ? 0 : r;
+	return -1;
+}
+
+/* A wait on a live context that must register its after-func: it can
+ * only end (the counter cannot reach zero here) through ENOMEM or the
+ * context, which a second thread cancels once the wait has registered. */
+static ctx_t *wg_ctx;
+static ctx_cancel_t *wg_cancel;
+
+static void *cancel_when_hooked(void *arg)
+{
+	(void)arg;
+	while (ctx__children_count(wg_ctx) == 0 && !atomic_load(&fail_hit))
+		sched_yield();
+	ctx_cancel(wg_cancel);
+	return NULL;
+}
+
+static int call_waitgroup_wait_live_ctx(void)
+{
+	wg_ctx = ctx_with_cancel(ctx_background(), &wg_cancel);
+	if (!wg_ctx)
+		return errno;
+	ctx_waitgroup_t wg = CTX_WAITGROUP_INIT;
+	ctx_waitgroup_add(&wg, 1);
+	pthread_t t;
+	pthread_create(&t, NULL, cancel_when_hooked, NULL);
+	int r = ctx_waitgroup_wait(&wg, wg_ctx);
+	pthread_join(t, NULL);
+	assert_int_equal(ctx__children_count(wg_ctx), 0);
+	ctx_release(wg_ctx);
+	return r == ECANCELED ? 0 : r;
+}
+
+static atomic_int wg_runs;
+static ctx_waitgroup_t wg_go_group;
+
+static void wg_fn(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&wg_runs, 1);
+}
+
+static int call_waitgroup_go(void)
+{
+	int before = atomic_load(&wg_runs);
+	int r = ctx_waitgroup_go(&wg_go_group, wg_fn, NULL);
+	assert_int_equal(ctx_waitgroup_wait(&wg_go_group, NULL), 0);
+	assert_int_equal(atomic_load(&wg_runs), before + (r == 0));
+	return r;
+}
+
+static int eg_fn(ctx_t *g, void *arg)
+{
+	(void)g;
+	(void)arg;
+	atomic_fetch_add(&wg_runs, 1);
+	return 0;
+}
+
+static int call_errgroup(void)
+{
+	ctx_t *g = POISON;
+	ctx_errgroup_t *eg = ctx_errgroup_new(ctx_background(), &g);
+	if (!eg) {
+		assert_null(g);
+		return errno;
+	}
+	int before = atomic_load(&wg_runs);
+	int r = ctx_errgroup_go(eg, eg_fn, NULL);
+	assert_int_equal(ctx_errgroup_wait(eg), 0);
+	assert_int_equal(atomic_load(&wg_runs), before + (r == 0));
+	ctx_release(g);
+	return r;
+}
+
 /* ---- tests ---- */
 
 static void test_constructors(void **state)
@@ -638,6 +768,32 @@ static void test_channels(void **state)
 	assert_int_equal(atomic_load(&go_runs), before + 2);
 }
 
+static void test_companions(void **state)
+{
+	(void)state;
+	ctx_cancel_t *h0, *h1;
+	merge_others[0] = ctx_with_cancel(ctx_background(), &h0);
+	merge_others[1] = ctx_with_timeout(ctx_background(), 3600 * CTX_SECOND, &h1);
+	int s;
+	walk_all_parents("ctx_with_merge", call_with_merge, &s);
+	assert_true(s >= 1);
+	walk_all_parents("ctx_with_merge (no handle)", call_with_merge_nohandle, NULL);
+	/* Nothing left in the others' lists. */
+	assert_int_equal(ctx__children_count(merge_others[0]), 0);
+	assert_int_equal(ctx__children_count(merge_others[1]), 0);
+	ctx_cancel(h0);
+	ctx_cancel(h1);
+	ctx_release(merge_others[0]);
+	ctx_release(merge_others[1]);
+	walk_all_parents("ctx_with_signals", call_with_signals, &s);
+	assert_true(s >= 2); /* the node, the stop context, its after-func */
+	walk_all_parents("ctx_with_signals (no stop)", call_with_signals_nostop, NULL);
+	assert_true(walk_int("ctx_waitgroup_wait (done ctx)", call_waitgroup_wait_ctx, 0) >= 1);
+	assert_true(walk_int("ctx_waitgroup_wait (live ctx)", call_waitgroup_wait_live_ctx, 0) >= 2);
+	assert_true(walk_int("ctx_waitgroup_go", call_waitgroup_go, 0) >= 1); /* chan_go may reuse a cached thread */
+	assert_true(walk_int("ctx_errgroup_new + go + wait", call_errgroup, 0) >= 3); /* group, node, start record */
+}
+
 /* ---- I/O (goctx/io.h) ---- */
 
 #include <fcntl.h>
@@ -742,6 +898,7 @@ int main(void)
 		cmocka_unit_test(test_after_func),
 		cmocka_unit_test(test_cancel_dup_and_done_fd),
 		cmocka_unit_test(test_channels),
+		cmocka_unit_test(test_companions),
 		cmocka_unit_test(test_io),
 		cmocka_unit_test(test_nothing_left),
 	};

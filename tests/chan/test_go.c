@@ -234,14 +234,15 @@ static void join_self(void *p)
 	chan_t *c = p;
 	chan_go_t *self;
 	recv_bounded(c, &self, NULL);
-	int r = chan_go_join(self);
-	chan_send(c, &r);
+	union { int r; void *p; } u = {0};
+	u.r = chan_go_join(self);
+	chan_send(c, &u); /* the channel's elements are pointer-sized */
 }
 
 static void test_go_join_self(void **state)
 {
 	(void)state;
-	chan_t *c = chan_make(sizeof(void *) > sizeof(int) ? sizeof(void *) : sizeof(int), 0);
+	chan_t *c = chan_make(sizeof(union { int r; void *p; }), 0);
 	chan_go_t *g;
 	assert_int_equal(chan_go_start(&g, join_self, c), 0);
 	assert_int_equal(chan_send(c, &g), 0);

@@ -19,10 +19,10 @@ static ctx_time_t t0;
 static int fake_setup(void **state)
 {
 	(void)state;
-	/* A fake clock near zero: the edge cases near INT64_MAX ns must not
-	 * depend on how long the machine has been up. */
 	ut_fake_install();
-	t0 = 1000;
+	/* A fixed start, not the machine's uptime: the hour-unit rows below
+	 * (INT64_MAX ns from now) depend on it. */
+	t0 = 1000 * CTX_SECOND;
 	ut_fake_set(t0);
 	return ut_mark(state);
 }

@@ -8,7 +8,8 @@
 #   abi.sh --update PREFIX SRCDIR   rewrite the baselines (make abi-update)
 #
 # Only the public part of the types counts: abidw gets the public headers'
-# folder (SRCDIR/include) and drops the types defined elsewhere, so the
+# folders (SRCDIR/include, SRCDIR/bridges/*/include) and drops the types
+# defined elsewhere, so the
 # layout of an opaque struct (struct ctx, struct chan) may change freely.
 # The baselines were made from a gcc -O2 -g build on x86_64; on another
 # architecture or compiler this check is skipped (exit 77).
@@ -20,7 +21,7 @@ if [ "$1" = --update ]; then
 fi
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-prefix=$1
+prefix=$(cd "$1" && pwd) || exit 1
 src=$(cd "$2" && pwd)
 ccid=${3:-GNU}
 for tool in abidw abidiff; do
@@ -41,8 +42,13 @@ trap 'rm -rf "$tmp"' EXIT
 # abi_of SOFILE OUT: the library's ABI as abidw sees it, with the source
 # folder taken out of the translation units' paths.
 abi_of() {
+  hd="--headers-dir $src/include"
+  for d in "$src"/bridges/*/include; do
+    [ -d "$d" ] && hd="$hd --headers-dir $d"
+  done
+  # shellcheck disable=SC2086  # $hd is words (no spaces in the folders)
   abidw --no-corpus-path --no-comp-dir-path --no-show-locs \
-    --headers-dir "$src/include" --drop-private-types "$1" >"$2.raw" || return 1
+    $hd --drop-private-types "$1" >"$2.raw" || return 1
   sed "s|path='$src/|path='|" "$2.raw" >"$2"
 }
 

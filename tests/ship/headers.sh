@@ -10,7 +10,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-prefix=$1
+prefix=$(cd "$1" && pwd) || exit 1
 cc=${2:-cc}
 cxx=${3:-g++}
 tmp=${TMPDIR:-/tmp}/ship-headers.$$

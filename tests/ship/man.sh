@@ -7,7 +7,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-prefix=$1
+prefix=$(cd "$1" && pwd) || exit 1
 mandir=$prefix/share/man
 if [ ! -d "$mandir/man3" ]; then
   echo "FAIL man: no man pages under $mandir (scdoc missing when the build was"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # symbols.sh PREFIX: every installed shared library exports exactly the
 # functions its public headers declare (see lib.sh for which header belongs
-# to which library), and libgoctx's symbols all carry a GOCTX_ version node.
+# to which library), and the symbols of libgoctx (and of any library with a
+# version script) all carry a GOCTX_ version node.
 # Fails on an exported symbol no public header declares (an internal
 # function leaking: name it ctx__... / chan__..., or make it static) and on
 # a declared function with no exported symbol (not defined, or missing from
@@ -9,7 +10,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-prefix=$1
+prefix=$(cd "$1" && pwd) || exit 1
 libdir=$(ship_libdir "$prefix") || exit 1
 tmp=${TMPDIR:-/tmp}/ship-symbols.$$
 mkdir -p "$tmp"
@@ -55,16 +56,16 @@ for so in "$libdir"/libgoctx*.so; do
   comm -13 "$tmp/$lib.names" "$tmp/$lib.extern" | sed "s/^/FAIL $lib does not export public function /"
   [ -z "$(comm -13 "$tmp/$lib.names" "$tmp/$lib.extern")" ] || fail=1
 
-  if [ "$lib" = libgoctx ]; then
+  # libgoctx (src/libgoctx.map) and every library with a version script:
+  # each symbol in a version node.
+  if [ "$lib" = libgoctx ] || grep -q '@' "$tmp/$lib.exports"; then
     bad=$(grep -v '@GOCTX_' "$tmp/$lib.exports")
     if [ -n "$bad" ]; then
-      echo "FAIL $lib symbols without a GOCTX_ version node (src/libgoctx.map):"
+      echo "FAIL $lib symbols without a GOCTX_ version node (its version script):"
       echo "$bad" | sed 's/^/  /'
       fail=1
     fi
     echo "  version nodes: $(sed -n 's/.*@//p' "$tmp/$lib.exports" | sort | uniq -c | awk '{ printf "%s%s (%d)", (NR > 1 ? ", " : ""), $2, $1 }')"
-  elif grep -q '@' "$tmp/$lib.exports"; then
-    echo "  version nodes: $(sed -n 's/.*@//p' "$tmp/$lib.exports" | sort -u | tr '\n' ' ')"
   else
     echo "  note: $lib has no version script (its symbols are unversioned)"
   fi

@@ -254,6 +254,55 @@ static void test_parent_done_and_freed(void **state)
 	ut_assert_no_leak();
 }
 
+/* ctx_cancel(stop) returns only once a cancellation by a signal that was
+ * under way in the library's thread (its after-funcs included) finished. */
+struct slow_after {
+	sem_t entered, release;
+	atomic_int finished;
+	ctx_cancel_t *stop;
+	int seen;
+};
+
+static void slow_after_fn(void *arg)
+{
+	struct slow_after *s = arg;
+	sem_post(&s->entered);
+	ut_sem_wait_ms(&s->release, 20000);
+	atomic_store(&s->finished, 1);
+}
+
+static void *stop_thread(void *arg)
+{
+	struct slow_after *s = arg;
+	ctx_cancel(s->stop);
+	s->seen = atomic_load(&s->finished);
+	return NULL;
+}
+
+static void test_stop_waits_for_signal_cancellation(void **state)
+{
+	(void)state;
+	struct slow_after s = {.finished = 0, .seen = -1};
+	sem_init(&s.entered, 0, 0);
+	sem_init(&s.release, 0, 0);
+	int sigs[] = {SIGUSR1};
+	ctx_t *c = ctx_with_signals(ctx_background(), sigs, 1, &s.stop);
+	assert_int_equal(ctx_after_func(c, slow_after_fn, &s, NULL), 0);
+	raise_now(SIGUSR1);
+	assert_true(ut_sem_wait_ms(&s.entered, 20000)); /* the cancellation is under way */
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, stop_thread, &s), 0);
+	bool early = ut_join_ms(t, 200, NULL);
+	sem_post(&s.release);
+	if (!early)
+		assert_true(ut_join_ms(t, 20000, NULL));
+	assert_int_equal(s.seen, 1);
+	ctx_release(c);
+	sem_destroy(&s.entered);
+	sem_destroy(&s.release);
+	ut_assert_no_leak_eventually();
+}
+
 static int thread_count(void)
 {
 	FILE *f = fopen("/proc/self/status", "r");
@@ -401,6 +450,7 @@ int main(void)
 		cmocka_unit_test_setup(test_raise_two_contexts, ut_mark),
 		cmocka_unit_test_setup(test_kill_from_thread_and_stop_cause, ut_mark),
 		cmocka_unit_test_setup(test_parent_done_and_freed, ut_mark),
+		cmocka_unit_test_setup(test_stop_waits_for_signal_cancellation, ut_mark),
 		cmocka_unit_test_setup(test_no_thread_per_context, ut_mark),
 		cmocka_unit_test_setup(test_default_disposition_kills_after_stop, ut_mark),
 		cmocka_unit_test_setup(test_storm, ut_mark),

@@ -291,6 +291,35 @@ static void t_ctx_cancelled_by_gcancellable(void **state)
 	ut_assert_no_leak();
 }
 
+/* No handle for the caller: the cancellable (or the parent) ends it, and
+ * everything is still freed. */
+static void t_ctx_without_handle(void **state)
+{
+	(void)state;
+	GCancellable *c = g_cancellable_new();
+	alive_t alive;
+	watch_object(c, &alive);
+	ctx_t *ctx = ctx_glib_with_cancellable(ctx_background(), c, NULL);
+	assert_non_null(ctx);
+	g_cancellable_cancel(c);
+	ut_assert_done(ctx, ECANCELED, CTX_GLIB_CAUSE_CANCELLED);
+	ctx_release(ctx);
+	g_object_unref(c);
+	assert_finalized(alive);
+
+	c = g_cancellable_new();
+	watch_object(c, &alive);
+	ctx_cancel_t *pcancel;
+	ctx_t *parent = ctx_with_cancel(ctx_background(), &pcancel);
+	ctx = ctx_glib_with_cancellable(parent, c, NULL);
+	ctx_release(ctx); /* the link's handle keeps it until the parent ends it */
+	ctx_cancel(pcancel);
+	ctx_release(parent);
+	g_object_unref(c);
+	assert_finalized(alive);
+	ut_assert_no_leak();
+}
+
 static void t_ctx_of_cancelled_gcancellable_born_done(void **state)
 {
 	(void)state;
@@ -553,22 +582,27 @@ static void t_source_of_done_ctx_and_destroyed_source(void **state)
 	ut_assert_no_leak();
 }
 
-/* The source's last unref (this thread) races the cancel (another). */
+/* The source's destroy and last unref (this thread) race the cancel
+ * (another), for attached sources and for sources never attached (whose
+ * count reaches 0 with no hook before it). */
 static void t_source_unref_races_cancel(void **state)
 {
 	(void)state;
 	GMainContext *mc = g_main_context_new();
-	int rounds = UT_ITERS(2000);
+	int rounds = UT_ITERS(3000);
 	for (int i = 0; i < rounds; i++) {
 		ctx_cancel_t *cancel;
 		ctx_t *ctx = ctx_with_cancel(ctx_background(), &cancel);
 		GSource *s = ctx_glib_source_new(ctx);
-		g_source_attach(s, mc);
+		bool attach = i % 3 != 0;
+		if (attach)
+			g_source_attach(s, mc);
 		pthread_t t;
 		assert_int_equal(pthread_create(&t, NULL, cancel_thread, cancel), 0);
 		if (i % 2)
 			sched_yield();
-		g_source_destroy(s);
+		if (attach)
+			g_source_destroy(s);
 		g_source_unref(s);
 		assert_true(ut_join_ms(t, 10000, NULL));
 		ctx_release(ctx);
@@ -640,6 +674,13 @@ static void t_enomem(void **state)
 			ctx_release(x);
 		}
 	}
+	/* The same without a handle for the caller. */
+	atomic_store(&fail_countdown, 2);
+	errno = 0;
+	assert_null(ctx_glib_with_cancellable(ctx, c, NULL));
+	atomic_store(&fail_countdown, 0);
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(ut_live(), live);
 	assert_false(g_cancellable_is_cancelled(c));
 	g_object_unref(c);
 	assert_finalized(alive);
@@ -659,6 +700,7 @@ int main(void)
 		cmocka_unit_test_setup(t_async_read_cut_by_deadline, ut_mark),
 		cmocka_unit_test_setup(t_socket_client_connect_cut_by_deadline, ut_mark),
 		cmocka_unit_test_setup(t_ctx_cancelled_by_gcancellable, ut_mark),
+		cmocka_unit_test_setup(t_ctx_without_handle, ut_mark),
 		cmocka_unit_test_setup(t_ctx_of_cancelled_gcancellable_born_done, ut_mark),
 		cmocka_unit_test_setup(t_ctx_done_first_lets_go, ut_mark),
 		cmocka_unit_test_setup(t_gcancel_races_ctx_cancel, ut_mark),

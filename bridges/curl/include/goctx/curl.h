@@ -14,9 +14,9 @@
  *
  *  - for a program with its own multi loop: ctx_curl_multi_add(cm, easy,
  *    ctx) adds the easy handle to the CURLM and hooks ctx to it; once ctx is
- *    done, curl_multi_poll (or curl_multi_wait's successor loop) wakes up
- *    through curl_multi_wakeup and ctx_curl_multi_next_done hands out the
- *    hook, for ctx_curl_multi_remove.
+ *    done, a curl_multi_poll under way (or the next one) returns, through
+ *    curl_multi_wakeup, and ctx_curl_multi_next_done hands out the hook, for
+ *    ctx_curl_multi_remove.
  *
  *        for (;;) {
  *            curl_multi_perform(multi, &running);

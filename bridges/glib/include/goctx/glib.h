@@ -11,11 +11,11 @@
  *                                    when the GCancellable c is (cause
  *                                    CTX_GLIB_CAUSE_CANCELLED).
  *   ctx_glib_source_new(ctx)         a GSource that dispatches once ctx is
- *                                    done. No descriptor: like GLib's own
- *                                    g_cancellable_source_new, it sets its
- *                                    ready time to 0 from whichever thread
- *                                    cancelled, which wakes the GMainContext
- *                                    it is attached to.
+ *                                    done. No descriptor: its ready time is
+ *                                    set from whichever thread cancelled,
+ *                                    which wakes the GMainContext it is
+ *                                    attached to, as GLib's own
+ *                                    g_cancellable_source_new does.
  *
  *     GCancellable *c = ctx_glib_cancellable_new(ctx);
  *     gssize n = g_input_stream_read(in, buf, sizeof buf, c, &error);
@@ -72,9 +72,10 @@ G_BEGIN_DECLS
  * ENOMEM if goctx runs out of memory. */
 GCancellable *ctx_glib_cancellable_new(ctx_t *ctx);
 
-/* A child of parent (as ctx_with_cancel: *cancel must be used once) that is
- * also cancelled when `cancellable` is, with cause CTX_GLIB_CAUSE_CANCELLED;
- * born done with that cause if it already is. It holds a reference to
+/* A child of parent (as ctx_with_cancel: *cancel must be used once; cancel
+ * may be NULL when only the cancellable and the parent end it) that is also
+ * cancelled when `cancellable` is, with cause CTX_GLIB_CAUSE_CANCELLED; born
+ * done with that cause if it already is. It holds a reference to
  * `cancellable` until it is done. NULL with errno (EINVAL, ENOMEM) and
  * *cancel NULL on failure. */
 ctx_t *ctx_glib_with_cancellable(ctx_t *parent, GCancellable *cancellable,
@@ -90,9 +91,12 @@ typedef gboolean (*ctx_glib_source_func)(ctx_t *ctx, gpointer user_data);
 /* A new GSource (the caller owns the reference; attach it with
  * g_source_attach to any GMainContext) that dispatches once ctx is done, on
  * the next iteration of its context if ctx is done already. It holds a
- * reference to ctx until it is finalized. Descriptor-free: no GPollFD, no
- * prepare or check function; the ready time does it. NULL with errno ENOMEM
- * if goctx runs out of memory. */
+ * reference to ctx until it is finalized. Descriptor-free: no GPollFD; the
+ * ready time wakes the context (and a prepare function, one atomic load,
+ * catches a context done before the source was attached). It has one child
+ * source of its own, never ready (GLib destroys children with their parent:
+ * that is how the after-func learns the source is gone). NULL with errno
+ * ENOMEM if goctx runs out of memory. */
 GSource *ctx_glib_source_new(ctx_t *ctx);
 
 G_END_DECLS

@@ -64,8 +64,9 @@ extern "C" {
 typedef struct ctx_uv_watch_s ctx_uv_watch_t;
 
 /* Runs on the loop's thread once the watched context is done; err is its
- * ctx_err. The watch is inactive when this runs and no longer holds the
- * context; the callback may start it again, or close it. */
+ * ctx_err. The watch is inactive when this runs (the callback may start it
+ * again, or close it); its reference to the context is dropped when the
+ * callback returns, so the context stays valid during the callback. */
 typedef void (*ctx_uv_watch_cb)(ctx_uv_watch_t *watch, int err);
 /* Runs on the loop's thread on an iteration after ctx_uv_watch_close; from
  * then on the bridge never touches the watch's memory. */

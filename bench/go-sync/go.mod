@@ -1,0 +1,9 @@
+module goctx/bench/go-sync
+
+go 1.21
+
+require golang.org/x/sync v0.1.0
+
+// Debian's golang-golang-x-sync-dev, so the build needs no network
+// (GOFLAGS=-mod=mod GOPROXY=off).
+replace golang.org/x/sync => /usr/share/gocode/src/golang.org/x/sync
