@@ -28,7 +28,11 @@
  * Waking must then be async-signal-safe: a futex wake on Linux; on the POSIX
  * backend, whose word waits go through a mutex-guarded parking lot, the
  * thread sleeps in poll(2) on a wake descriptor (q.bell) instead, which the
- * waker writes to.
+ * waker writes to. That descriptor is made only once a service is
+ * registered (a program without signal contexts holds no descriptor of the
+ * library's); q.bell is written under q.lock, and the thread chooses how
+ * to sleep under q.lock, so a switch is seen by both sides: the switch
+ * itself wakes the thread the old way.
  *
  * fork(): prepare takes q.lock so the child inherits a consistent heap;
  * the child unlocks it and restarts the thread if timers are pending or a
@@ -44,7 +48,8 @@ static struct {
 	pthread_mutex_t lock;
 	_Atomic uint32_t kick; /* bumped (then woken) to wake the thread */
 #if GOCTX_OS_POSIX
-	ctx__os_wakefd_t bell; /* what the thread polls; made by start_thread */
+	ctx__os_wakefd_t bell; /* what the thread polls, once a service exists;
+	                        * written under lock */
 #endif
 	struct ctx__timer *root;
 	size_t count;
@@ -67,37 +72,44 @@ static _Atomic uint32_t service_due;
 
 /* Wake the thread: q.kick changes, so a sleep that read the old value
  * returns at once. */
+/* q.lock held, or q.bell made before (the signal handler's case). */
 static void kick_thread(void)
 {
 	atomic_fetch_add_explicit(&q.kick, 1, memory_order_release);
 #if GOCTX_OS_POSIX
-	if (q.bell.wfd >= 0)
+	if (q.bell.wfd >= 0) {
 		ctx__os_wakefd_signal(&q.bell);
-#else
-	ctx__os_wake(&q.kick, 1);
+		return;
+	}
 #endif
+	ctx__os_wake(&q.kick, 1);
 }
 
 /* Sleep until kick moves away from `seen`, or until `until` (INT64_MAX:
- * no limit); may return early. */
-static void sleep_kick(uint32_t seen, ctx_time_t until)
+ * no limit); may return early. bell: the descriptor to poll (POSIX, -1:
+ * none), read under q.lock. */
+static void sleep_kick(uint32_t seen, ctx_time_t until, int bell)
 {
 #if GOCTX_OS_POSIX
-	if (atomic_load_explicit(&q.kick, memory_order_acquire) != seen)
+	if (bell >= 0) {
+		if (atomic_load_explicit(&q.kick, memory_order_acquire) != seen)
+			return;
+		struct pollfd p = {.fd = bell, .events = POLLIN};
+		ctx__os_poll(&p, 1, until == INT64_MAX ? -1 : until - ctx__os_now());
+		/* A wake after this is not lost: it changed kick, which the
+		 * thread reads before it sleeps again. */
+		ctx__os_wakefd_drain(&q.bell);
 		return;
-	struct pollfd p = {.fd = q.bell.rfd, .events = POLLIN};
-	ctx__os_poll(&p, 1, until == INT64_MAX ? -1 : until - ctx__os_now());
-	/* A wake after this is not lost: it changed kick, which the thread
-	 * reads before it sleeps again. */
-	ctx__os_wakefd_drain(&q.bell);
+	}
 #else
+	(void)bell;
+#endif
 	if (until == INT64_MAX) {
 		ctx__os_wait(&q.kick, seen, NULL);
 	} else {
 		struct timespec ts = ctx__os_timespec(until);
 		ctx__os_wait(&q.kick, seen, &ts);
 	}
-#endif
 }
 
 /* ---- the pairing heap ---- */
@@ -227,8 +239,13 @@ static void *timer_main(void *arg)
 			q.sleep_until = INT64_MAX; /* only kicks move a test clock */
 		q.sleeping = true;
 		ctx_time_t until = q.sleep_until;
+#if GOCTX_OS_POSIX
+		int bell = q.bell.rfd;
+#else
+		int bell = -1;
+#endif
 		pthread_mutex_unlock(&q.lock);
-		sleep_kick(kick, until);
+		sleep_kick(kick, until, bell);
 		pthread_mutex_lock(&q.lock);
 		q.sleeping = false;
 	}
@@ -238,13 +255,6 @@ static void *timer_main(void *arg)
 /* Start the thread (all signals blocked in it); q.lock held. */
 static int start_thread(void)
 {
-#if GOCTX_OS_POSIX
-	if (q.bell.rfd < 0) {
-		int b = ctx__os_wakefd_open(&q.bell);
-		if (b)
-			return b;
-	}
-#endif
 	int e = ctx__os_thread_start(timer_main, NULL);
 	if (e == 0)
 		q.started = true;
@@ -260,9 +270,13 @@ static void fork_child(void)
 	q.started = false;
 	q.sleeping = false;
 #if GOCTX_OS_POSIX
-	/* The parent's descriptor is shared with it: make one of our own. */
-	if (q.bell.rfd >= 0)
+	/* The parent's descriptor is shared with it: make one of our own (if
+	 * that fails, signal wakes are lost in the child until the next
+	 * timer event). */
+	if (q.bell.rfd >= 0) {
 		ctx__os_wakefd_close(&q.bell);
+		ctx__os_wakefd_open(&q.bell);
+	}
 #endif
 	if (q.root || atomic_load_explicit(&service, memory_order_relaxed))
 		start_thread();
@@ -322,6 +336,17 @@ int ctx__service_start(void (*fn)(void))
 	pthread_mutex_lock(&q.lock);
 	void (*cur)(void) = atomic_load_explicit(&service, memory_order_relaxed);
 	int e = cur && cur != fn ? EBUSY : 0;
+#if GOCTX_OS_POSIX
+	if (!e && q.bell.rfd < 0) {
+		e = ctx__os_wakefd_open(&q.bell);
+		if (!e) {
+			/* The thread may sleep the parking-lot way: wake it that
+			 * way once, so that it sleeps on the bell from now on. */
+			atomic_fetch_add_explicit(&q.kick, 1, memory_order_release);
+			ctx__os_wake(&q.kick, 1);
+		}
+	}
+#endif
 	if (!e && !q.started)
 		e = start_thread();
 	if (!e)
