@@ -168,8 +168,12 @@ static inline void ctx__os_relax(void)
  * not expect signals. 0 or pthread_create's error. */
 int ctx__os_thread_start(void *(*fn)(void *), void *arg);
 
-/* pthread_atfork: the handlers run in the order POSIX gives. 0 or an errno. */
+/* pthread_atfork, registered after the backend's own fork handlers (its
+ * prepare runs last, its parent and child first), so that a prepare handler
+ * may take a lock that sleeps through ctx__os_wait. 0 or an errno. */
 int ctx__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+/* Registers the backend's own fork handlers once (none on Linux). */
+void ctx__os_fork_first(void);
 
 
 /* ---- src/io's platform part (io.c): a thread's wake descriptor, poll with a

@@ -104,8 +104,10 @@ static void lot_init(void)
 		pthread_mutex_init(&lot[i].mu, NULL);
 		bucket_reset(&lot[i]);
 	}
-	ctx__os_atfork(lot_prepare, lot_parent, lot_child);
+	pthread_atfork(lot_prepare, lot_parent, lot_child);
 }
+
+void ctx__os_fork_first(void) { pthread_once(&lot_once, lot_init); }
 
 static void unqueue(struct bucket *b, struct parked *p)
 {
