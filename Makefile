@@ -194,7 +194,7 @@ bench:
 	$(CMAKE) -S . -B $(B)/bench -DCMAKE_C_COMPILER=gcc -DGOCTX_SANITIZE= \
 	  -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
 	  -DGOCTX_TESTS=OFF -DGOCTX_EXAMPLES=OFF
-	$(CMAKE) --build $(B)/bench -j $(JOBS)
+	$(CMAKE) --build $(B)/bench -j $(JOBS) --target goctx-benchmarks
 	SHARED=$(SHARED) bench/run.sh $(B)/bench
 
 # I/O: goctx-io-bench and bench/go-io in one sitting, then examples/httpd

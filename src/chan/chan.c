@@ -1024,6 +1024,10 @@ static bool chan__ring_watch(struct chan *c, bool send)
 		}
 		if (!send && (atomic_load_explicit(&c->tail, memory_order_relaxed) & CHAN__CLOSED_BIT))
 			return true;
+		/* The peer may be waiting for this CPU (more runnable threads
+		 * than CPUs): let it run now and then. */
+		if (round % 4 == 3)
+			sched_yield();
 		ctx_time_t now = ctx__os_now();
 		if (round == 0)
 			stop = now + CHAN__SPIN_NS;

@@ -2,6 +2,7 @@
  * spin, then the platform's wait with the WAITERS bit protocol.
  * Uses: os. */
 #include <errno.h>
+#include <sched.h>
 
 #include "internal.h"
 
@@ -17,6 +18,7 @@ bool ctx__spin(_Atomic uint32_t *word, bool (*ready)(uint32_t), ctx_time_t until
 	if (ctx__os_ncpu() < 2)
 		return false;
 	ctx_time_t stop = ctx__os_now() + SPIN_NS;
+	unsigned rounds = 0;
 	for (;;) {
 		for (int i = 0; i < 64; i++) {
 			/* Acquire: pairs with the release that changed the word. */
@@ -27,6 +29,10 @@ bool ctx__spin(_Atomic uint32_t *word, bool (*ready)(uint32_t), ctx_time_t until
 			}
 			ctx__os_relax();
 		}
+		/* The thread that will change the word may be waiting for this
+		 * CPU (more runnable threads than CPUs): let it run now and then. */
+		if (++rounds % 4 == 0)
+			sched_yield();
 		ctx_time_t now = ctx__os_now();
 		if (now >= stop || (until >= 0 && now >= until))
 			return false;
