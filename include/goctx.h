@@ -32,9 +32,12 @@
  *    mutex: ctx_cancel for a concurrent cancellation of the same subtree to
  *    finish, and ctx_err for a concurrent cancel to finish making the done
  *    descriptor readable (a few microseconds).
- *  - The library starts at most one thread, for timers, lazily, on the first
- *    context with a deadline. After fork(), the child may keep using goctx
- *    (pending deadlines keep firing there; the timer thread is restarted),
+ *  - The library starts at most one thread of its own, for timers, lazily,
+ *    on the first context with a deadline or signal context (goctx/signal.h
+ *    runs its cancellations there too); threads that chan_go and the
+ *    companions start run user functions. After fork(), the child may keep
+ *    using goctx (pending deadlines keep firing there; the timer thread is
+ *    restarted),
  *    provided no other thread of the parent was inside a goctx call on the
  *    same contexts at the moment of the fork. The parent is unaffected. A
  *    done descriptor made before the fork is one eventfd shared by both
