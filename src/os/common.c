@@ -46,6 +46,9 @@ int ctx__os_thread_start(void *(*fn)(void *), void *arg)
 
 int ctx__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
 {
+#if GOCTX_OS_POSIX
+	ctx__os_lot_init(); /* the parking lot's handlers first (posix.c) */
+#endif
 	return pthread_atfork(prepare, parent, child);
 }
 
