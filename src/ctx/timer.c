@@ -28,11 +28,8 @@
  * Waking must then be async-signal-safe: a futex wake on Linux; on the POSIX
  * backend, whose word waits go through a mutex-guarded parking lot, the
  * thread sleeps in poll(2) on a wake descriptor (q.bell) instead, which the
- * waker writes to. That descriptor is made only once a service is
- * registered (a program without signal contexts holds no descriptor of the
- * library's); q.bell is written under q.lock, and the thread chooses how
- * to sleep under q.lock, so a switch is seen by both sides: the switch
- * itself wakes the thread the old way.
+ * waker writes to, from the first ctx__service_start on (before that it
+ * sleeps on q.kick, so deadlines alone hold no descriptor there either).
  *
  * fork(): prepare takes q.lock so the child inherits a consistent heap;
  * the child unlocks it and restarts the thread if timers are pending or a
@@ -48,8 +45,7 @@ static struct {
 	pthread_mutex_t lock;
 	_Atomic uint32_t kick; /* bumped (then woken) to wake the thread */
 #if GOCTX_OS_POSIX
-	ctx__os_wakefd_t bell; /* what the thread polls, once a service exists;
-	                        * written under lock */
+	ctx__os_wakefd_t bell; /* what the thread polls once a service is registered */
 #endif
 	struct ctx__timer *root;
 	size_t count;
@@ -70,14 +66,22 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static void (*_Atomic service)(void);
 static _Atomic uint32_t service_due;
 
+#if GOCTX_OS_POSIX
+/* POSIX backend: set (release, before the kick that follows it) once q.bell
+ * is open; from then on the thread sleeps in poll(2) on it. Only a service
+ * (src/signal) needs it: its wakes come from signal handlers, and the
+ * parking lot's wake takes a mutex. Without one the thread sleeps on q.kick
+ * like on Linux and the library holds no descriptor for deadlines. */
+static _Atomic bool bell_on;
+#endif
+
 /* Wake the thread: q.kick changes, so a sleep that read the old value
  * returns at once. */
-/* q.lock held, or q.bell made before (the signal handler's case). */
 static void kick_thread(void)
 {
 	atomic_fetch_add_explicit(&q.kick, 1, memory_order_release);
 #if GOCTX_OS_POSIX
-	if (q.bell.wfd >= 0) {
+	if (atomic_load_explicit(&bell_on, memory_order_acquire)) {
 		ctx__os_wakefd_signal(&q.bell);
 		return;
 	}
@@ -86,23 +90,24 @@ static void kick_thread(void)
 }
 
 /* Sleep until kick moves away from `seen`, or until `until` (INT64_MAX:
- * no limit); may return early. bell: the descriptor to poll (POSIX, -1:
- * none), read under q.lock. */
-static void sleep_kick(uint32_t seen, ctx_time_t until, int bell)
+ * no limit); may return early. */
+static void sleep_kick(uint32_t seen, ctx_time_t until)
 {
 #if GOCTX_OS_POSIX
-	if (bell >= 0) {
+	/* A thread that read the kick after bell_on was set sees it set (the
+	 * kick that followed it is a release); one that read an older kick
+	 * finds q.kick changed in its word wait and returns. */
+	if (atomic_load_explicit(&bell_on, memory_order_acquire)) {
 		if (atomic_load_explicit(&q.kick, memory_order_acquire) != seen)
 			return;
-		struct pollfd p = {.fd = bell, .events = POLLIN};
-		ctx__os_poll(&p, 1, until == INT64_MAX ? -1 : until - ctx__os_now());
+		struct pollfd p = {.fd = q.bell.rfd, .events = POLLIN};
+		ctx_duration_t left = until == INT64_MAX ? -1 : until - ctx__os_now();
+		ctx__os_poll(&p, 1, until == INT64_MAX ? -1 : left > 0 ? left : 0);
 		/* A wake after this is not lost: it changed kick, which the
 		 * thread reads before it sleeps again. */
 		ctx__os_wakefd_drain(&q.bell);
 		return;
 	}
-#else
-	(void)bell;
 #endif
 	if (until == INT64_MAX) {
 		ctx__os_wait(&q.kick, seen, NULL);
@@ -111,6 +116,26 @@ static void sleep_kick(uint32_t seen, ctx_time_t until, int bell)
 		ctx__os_wait(&q.kick, seen, &ts);
 	}
 }
+
+#if GOCTX_OS_POSIX
+/* Open the bell and switch the thread to it; q.lock held. wake: also wake a
+ * thread asleep on q.kick from before (not in a forked child: there is no
+ * such thread, and the parking lot's own fork handler may not have run). */
+static int ring_bell_on(bool wake)
+{
+	if (atomic_load_explicit(&bell_on, memory_order_relaxed))
+		return 0;
+	int e = ctx__os_wakefd_open(&q.bell);
+	if (e)
+		return e;
+	atomic_store_explicit(&bell_on, true, memory_order_release);
+	if (wake) {
+		atomic_fetch_add_explicit(&q.kick, 1, memory_order_release);
+		ctx__os_wake(&q.kick, 1);
+	}
+	return 0;
+}
+#endif
 
 /* ---- the pairing heap ---- */
 
@@ -239,13 +264,8 @@ static void *timer_main(void *arg)
 			q.sleep_until = INT64_MAX; /* only kicks move a test clock */
 		q.sleeping = true;
 		ctx_time_t until = q.sleep_until;
-#if GOCTX_OS_POSIX
-		int bell = q.bell.rfd;
-#else
-		int bell = -1;
-#endif
 		pthread_mutex_unlock(&q.lock);
-		sleep_kick(kick, until, bell);
+		sleep_kick(kick, until);
 		pthread_mutex_lock(&q.lock);
 		q.sleeping = false;
 	}
@@ -270,12 +290,12 @@ static void fork_child(void)
 	q.started = false;
 	q.sleeping = false;
 #if GOCTX_OS_POSIX
-	/* The parent's descriptor is shared with it: make one of our own (if
-	 * that fails, signal wakes are lost in the child until the next
-	 * timer event). */
-	if (q.bell.rfd >= 0) {
+	/* The parent's descriptor is shared with it: make one of our own (or,
+	 * with none to be had, sleep on q.kick). */
+	if (atomic_load_explicit(&bell_on, memory_order_relaxed)) {
 		ctx__os_wakefd_close(&q.bell);
-		ctx__os_wakefd_open(&q.bell);
+		atomic_store_explicit(&bell_on, false, memory_order_relaxed);
+		ring_bell_on(false);
 	}
 #endif
 	if (q.root || atomic_load_explicit(&service, memory_order_relaxed))
@@ -337,15 +357,8 @@ int ctx__service_start(void (*fn)(void))
 	void (*cur)(void) = atomic_load_explicit(&service, memory_order_relaxed);
 	int e = cur && cur != fn ? EBUSY : 0;
 #if GOCTX_OS_POSIX
-	if (!e && q.bell.rfd < 0) {
-		e = ctx__os_wakefd_open(&q.bell);
-		if (!e) {
-			/* The thread may sleep the parking-lot way: wake it that
-			 * way once, so that it sleeps on the bell from now on. */
-			atomic_fetch_add_explicit(&q.kick, 1, memory_order_release);
-			ctx__os_wake(&q.kick, 1);
-		}
-	}
+	if (!e)
+		e = ring_bell_on(true);
 #endif
 	if (!e && !q.started)
 		e = start_thread();

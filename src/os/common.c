@@ -46,12 +46,9 @@ int ctx__os_thread_start(void *(*fn)(void *), void *arg)
 
 int ctx__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
 {
-	/* The backend's own handlers first: pthread_atfork runs prepare
-	 * handlers in reverse order of registration, so every other prepare
-	 * (which may take a lock that sleeps through this layer) runs while the
-	 * backend still works, and the backend's child and parent handlers run
-	 * before theirs. */
-	ctx__os_fork_first();
+#if GOCTX_OS_POSIX
+	ctx__os_lot_init(); /* the parking lot's handlers first (posix.c) */
+#endif
 	return pthread_atfork(prepare, parent, child);
 }
 

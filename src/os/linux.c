@@ -34,7 +34,4 @@ void ctx__os_done_close(ctx__os_done_t *d)
 	close(d->fd);
 	d->fd = -1;
 }
-
-/* futex waits take no lock of the library's: nothing to do around fork. */
-void ctx__os_fork_first(void) {}
 #endif

@@ -85,6 +85,8 @@ static inline void ctx__os_wake(_Atomic uint32_t *word, int n)
  * woken, when the word had changed, or at abs. */
 int ctx__os_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespec *abs);
 void ctx__os_wake(_Atomic uint32_t *word, int n);
+/* Make the parking lot (once), and with it its fork handlers. */
+void ctx__os_lot_init(void);
 #endif
 
 /* ---- the clock ---- */
@@ -168,12 +170,10 @@ static inline void ctx__os_relax(void)
  * not expect signals. 0 or pthread_create's error. */
 int ctx__os_thread_start(void *(*fn)(void *), void *arg);
 
-/* pthread_atfork, registered after the backend's own fork handlers (its
- * prepare runs last, its parent and child first), so that a prepare handler
- * may take a lock that sleeps through ctx__os_wait. 0 or an errno. */
+/* pthread_atfork: the handlers run in the order POSIX gives. 0 or an errno.
+ * POSIX backend: the parking lot registers its own first (its locks are the
+ * innermost), whoever asks first. */
 int ctx__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
-/* Registers the backend's own fork handlers once (none on Linux). */
-void ctx__os_fork_first(void);
 
 
 /* ---- src/io's platform part (io.c): a thread's wake descriptor, poll with a

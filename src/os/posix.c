@@ -76,8 +76,14 @@ static void bucket_reset(struct bucket *b)
 
 /* fork(): prepare takes every bucket's mutex, so the child gets consistent
  * queues; the child unlocks them and empties the queues (the parked threads
- * do not exist there) with fresh condition variables, as timer.c does. No
- * thread holds a bucket mutex while it takes any other lock. */
+ * do not exist there) with fresh condition variables. No thread holds a
+ * bucket mutex while it takes any other lock, but others wake while they
+ * hold their own (timer.c wakes under its queue lock): the buckets are the
+ * innermost locks, so their prepare must run after every other one and
+ * their child handler before. pthread_atfork runs prepares in the reverse
+ * order of registration and the rest in order, so these handlers are
+ * registered before any other of the library's: ctx__os_atfork calls
+ * ctx__os_lot_init first. */
 static void lot_prepare(void)
 {
 	for (unsigned i = 0; i < LOT_SIZE; i++)
@@ -104,10 +110,11 @@ static void lot_init(void)
 		pthread_mutex_init(&lot[i].mu, NULL);
 		bucket_reset(&lot[i]);
 	}
+	/* Straight to pthread_atfork: ctx__os_atfork calls ctx__os_lot_init. */
 	pthread_atfork(lot_prepare, lot_parent, lot_child);
 }
 
-void ctx__os_fork_first(void) { pthread_once(&lot_once, lot_init); }
+void ctx__os_lot_init(void) { pthread_once(&lot_once, lot_init); }
 
 static void unqueue(struct bucket *b, struct parked *p)
 {
