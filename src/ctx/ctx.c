@@ -174,19 +174,28 @@ static void *new_node(size_t size, enum ctx__kind kind, ctx_t *parent, const voi
 	return c;
 }
 
-/* Set up a cancelable node and link it under its parent; a node under a
- * done parent is born done with the parent's err and cause. Returns the
- * err it was born with. */
-static int init_cnode(struct ctx__cnode *cn)
+struct ctx__cnode *ctx__cnode_new(size_t size, enum ctx__kind kind, ctx_t *parent, bool handle,
+                                  const void *where)
 {
-	struct ctx__cnode *psrc = cn->node.base.src;
+	struct ctx__cnode *cn = new_node(size, kind, parent, where);
+	if (!cn)
+		return NULL;
+	if (handle) /* the handle's reference, counted before the node is shared */
+		atomic_init(&cn->node.base.refs, 2);
 	cn->node.base.src = cn;
 	cn->node.next = NULL;
 	cn->node.pprev = NULL;
 	atomic_init(&cn->state, 0);
 	atomic_init(&cn->lock, 0);
+	cn->cause = 0;
 	cn->done = CTX__OS_DONE_NONE;
 	cn->children = NULL;
+	return cn;
+}
+
+int ctx__cnode_link(struct ctx__cnode *cn)
+{
+	struct ctx__cnode *psrc = cn->node.base.parent->src;
 	if (!psrc)
 		return 0;
 	int cause = 0;
@@ -208,16 +217,12 @@ static ctx_t *with_cancel(ctx_t *parent, ctx_cancel_t **cancel, const void *wher
 		errno = EINVAL;
 		return NULL;
 	}
-	struct ctx__cnode *cn = new_node(sizeof *cn, CTX__CANCEL, parent, where);
+	struct ctx__cnode *cn = ctx__cnode_new(sizeof *cn, CTX__CANCEL, parent, cancel != NULL, where);
 	if (!cn)
 		return NULL;
-	cn->cause = 0;
-	if (cancel) {
-		/* The handle's reference, counted before the node is shared. */
-		atomic_init(&cn->node.base.refs, 2);
+	if (cancel)
 		*cancel = (ctx_cancel_t *)cn;
-	}
-	init_cnode(cn);
+	ctx__cnode_link(cn);
 	return &cn->node.base;
 }
 
@@ -241,18 +246,17 @@ static ctx_t *with_deadline(ctx_t *parent, ctx_time_t deadline, bool past, int c
 	if (ctx_deadline(parent, &cur) && cur < deadline)
 		return with_cancel(parent, cancel, where); /* the cause is dropped, as Go does */
 
-	struct ctx__timer *t = new_node(sizeof *t, CTX__TIMER, parent, where);
+	struct ctx__timer *t = (struct ctx__timer *)ctx__cnode_new(sizeof *t, CTX__TIMER, parent,
+	                                                             cancel != NULL, where);
 	if (!t)
 		return NULL;
 	t->deadline = deadline;
 	t->hchild = t->hnext = t->hprev = NULL;
 	/* Until done, `cause` holds the deadline's cause (see internal.h). */
 	t->c.cause = cause ? cause : ETIMEDOUT;
-	if (cancel) {
-		atomic_init(&t->c.node.base.refs, 2);
+	if (cancel)
 		*cancel = (ctx_cancel_t *)t;
-	}
-	if (init_cnode(&t->c) == 0) {
+	if (ctx__cnode_link(&t->c) == 0) {
 		if (past) {
 			ctx__cancel(&t->c, ETIMEDOUT, CTX__TIMER_CAUSE, true);
 		} else {

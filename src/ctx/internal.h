@@ -263,6 +263,16 @@ void *ctx__node_alloc(size_t size, const void *where);
 void ctx__node_free(void *node);
 
 /* ---- ctx.c (the tree) ---- */
+/* A cancelable node of `size` bytes (a struct starting with struct
+ * ctx__cnode) and kind under parent, not linked yet: one reference for the
+ * caller and, with handle, one for the cancel handle; the parent retained;
+ * cause 0. NULL with errno ENOMEM. */
+struct ctx__cnode *ctx__cnode_new(size_t size, enum ctx__kind kind, ctx_t *parent, bool handle,
+                                  const void *where);
+/* Link cn under its parent's src (when the parent can be done); under a done
+ * parent cn is born done with its err and cause. Returns the err it was
+ * born with. */
+int ctx__cnode_link(struct ctx__cnode *cn);
 bool ctx__try_retain(struct ctx *c);
 /* Unlink n from the child list of src (the parent's src), if still linked;
  * returns whether it was (false: a canceller detached it first). */

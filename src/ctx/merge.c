@@ -85,23 +85,12 @@ ctx_t *ctx_with_merge(ctx_t *parent, ctx_t *const *others, size_t n, ctx_cancel_
 	if (n == 0)
 		return ctx_with_cancel(parent, cancel);
 
-	struct ctx__merge *m = ctx__node_alloc(sizeof *m + n * sizeof m->links[0],
-	                                       __builtin_return_address(0));
+	struct ctx__merge *m = (struct ctx__merge *)ctx__cnode_new(
+		sizeof *m + n * sizeof m->links[0], CTX__MERGE, parent, cancel != NULL,
+		__builtin_return_address(0));
 	if (!m)
 		return NULL;
 	struct ctx__cnode *cn = &m->c;
-	atomic_init(&cn->node.base.refs, cancel ? 2 : 1);
-	cn->node.base.kind = CTX__MERGE;
-	cn->node.base.todo = 0;
-	cn->node.base.parent = ctx_retain(parent);
-	cn->node.base.src = cn;
-	cn->node.next = NULL;
-	cn->node.pprev = NULL;
-	atomic_init(&cn->state, 0);
-	atomic_init(&cn->lock, 0);
-	cn->cause = 0;
-	cn->done = CTX__OS_DONE_NONE;
-	cn->children = NULL;
 	m->n = n;
 	m->nlinked = 0;
 	m->has_deadline = false;
