@@ -17,7 +17,7 @@
  * it and sees the context done) and wakes all sleepers; the others re-check,
  * set WAITERS again and sleep on. ctx_after_stop before returning makes sure
  * the after-func no longer touches the group.
- * Uses: src/os (wait/wake), src/ctx (after-funcs, spin), src/chan (chan_go).
+ * Uses: src/os (wait/wake), src/ctx (after-funcs, spin), src/chan (chan__go).
  */
 #include <errno.h>
 #include <limits.h>
@@ -26,6 +26,7 @@
 #include "goctx/chan.h"
 #include "goctx/sync.h"
 #include "../ctx/internal.h"
+#include "../chan/go.h"
 
 #define WG_WAITERS (1u << 31)
 #define WG_COUNT 0x7fffffffu
@@ -118,37 +119,19 @@ int ctx_waitgroup_wait(ctx_waitgroup_t *wg, ctx_t *ctx)
 
 /* ---- WaitGroup.Go ---- */
 
-struct wg_go {
-	ctx_waitgroup_t *wg;
-	void (*fn)(void *);
-	void *arg;
-};
-
-static void wg_go_main(void *p)
-{
-	struct wg_go g = *(struct wg_go *)p;
-	ctx__free(p);
-	g.fn(g.arg);
-	ctx_waitgroup_done(g.wg);
-}
+/* chan__go's `then`, on the function's thread once it returned: no record
+ * of our own, nothing to allocate when a cached thread takes the call. */
+static void wg_go_done(void *wg) { ctx_waitgroup_done(wg); }
 
 int ctx_waitgroup_go(ctx_waitgroup_t *wg, void (*fn)(void *arg), void *arg)
 {
 	if (!wg || !fn)
 		return EINVAL;
-	struct wg_go *g = ctx__alloc(sizeof *g);
-	if (!g)
-		return ENOMEM;
-	g->wg = wg;
-	g->fn = fn;
-	g->arg = arg;
 	int e = ctx_waitgroup_add(wg, 1);
 	if (!e) {
-		e = chan_go(wg_go_main, g);
+		e = chan__go(fn, arg, wg_go_done, wg);
 		if (e)
 			ctx_waitgroup_done(wg); /* back to what it was */
 	}
-	if (e)
-		ctx__free(g);
 	return e;
 }

@@ -208,17 +208,21 @@ static void test_go_and_reuse(void **state)
 	}
 	assert_int_equal(ctx_waitgroup_go(NULL, bump, NULL), EINVAL);
 	assert_int_equal(ctx_waitgroup_go(&wg, NULL, NULL), EINVAL);
-	/* On ENOMEM the counter is unchanged and fn never runs. */
+	/* The only allocation is the start record of a new thread (none when
+	 * a cached thread takes the call); on ENOMEM the counter is unchanged
+	 * and fn never runs. */
 	atomic_store(&ut_fail_next, 1);
-	assert_int_equal(ctx_waitgroup_go(&wg, bump, NULL), ENOMEM);
+	int r = ctx_waitgroup_go(&wg, bump, NULL);
 	atomic_store(&ut_fail_next, 0);
+	assert_true(r == 0 || r == ENOMEM);
 	assert_int_equal(ctx_waitgroup_wait(&wg, NULL), 0);
-	assert_int_equal(atomic_load(&go_ran), 80);
+	int ran = 80 + (r == 0);
+	assert_int_equal(atomic_load(&go_ran), ran);
 	/* At INT_MAX: EINVAL, nothing started. */
 	assert_int_equal(ctx_waitgroup_add(&wg, INT_MAX), 0);
 	assert_int_equal(ctx_waitgroup_go(&wg, bump, NULL), EINVAL);
 	assert_int_equal(ctx_waitgroup_add(&wg, -INT_MAX), 0);
-	assert_int_equal(atomic_load(&go_ran), 80);
+	assert_int_equal(atomic_load(&go_ran), ran);
 	ut_assert_no_leak_eventually();
 }
 
