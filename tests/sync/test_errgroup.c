@@ -1,7 +1,8 @@
 /* test_errgroup.c: ctx_errgroup_*: the group context, first error wins and
  * becomes the cause, wait's ECANCELED, the limit (go blocks, try_go
- * refuses, EBUSY), functions that start functions, allocation failure, and
- * a stress of limited groups under racing failures. */
+ * refuses, EBUSY), functions that start functions, allocation failure,
+ * bursts through the hand-off slot, and a stress of limited groups under
+ * racing failures. */
 #include "goctx/sync.h"
 #include "util.h"
 
@@ -239,6 +240,44 @@ static int racer(ctx_t *g, void *arg)
 	return v % 3 == 1 ? 0 : 100 + v;
 }
 
+/* Bursts of short functions, as the hand-off slot serves them (a thread
+ * that has just run one of the group's functions takes the next go()):
+ * every function runs exactly once, and on a thread of its own: the first
+ * one blocks until the last one of its round has run, which would never
+ * happen if a go() waited behind it on its thread. */
+enum { BURST = 64 };
+static atomic_int burst_ran[BURST];
+static sem_t burst_last;
+
+static int burst_fn(ctx_t *g, void *arg)
+{
+	(void)g;
+	int i = (int)(intptr_t)arg;
+	if (i == 0 && !ut_sem_wait_ms(&burst_last, 20000))
+		return 1; /* the last one never ran */
+	atomic_fetch_add(&burst_ran[i], 1);
+	if (i == BURST - 1)
+		sem_post(&burst_last);
+	return 0;
+}
+
+static void test_burst(void **state)
+{
+	(void)state;
+	assert_int_equal(sem_init(&burst_last, 0, 0), 0);
+	for (int round = 1; round <= UT_ITERS(200); round++) {
+		ctx_errgroup_t *eg = ctx_errgroup_new(ctx_background(), NULL);
+		assert_non_null(eg);
+		for (int i = 0; i < BURST; i++)
+			assert_int_equal(ctx_errgroup_go(eg, burst_fn, (void *)(intptr_t)i), 0);
+		assert_int_equal(ctx_errgroup_wait(eg), 0);
+		for (int i = 0; i < BURST; i++)
+			assert_int_equal(atomic_load(&burst_ran[i]), round);
+	}
+	sem_destroy(&burst_last);
+	ut_assert_no_leak_eventually();
+}
+
 struct stress_arg {
 	int rounds;
 	atomic_int bad;
@@ -288,6 +327,7 @@ int main(void)
 		cmocka_unit_test_setup(test_limit, ut_mark),
 		cmocka_unit_test_setup(test_nested_go, ut_mark),
 		cmocka_unit_test_setup(test_enomem, ut_mark),
+		cmocka_unit_test_setup(test_burst, ut_mark),
 		cmocka_unit_test_setup(test_stress, ut_mark),
 	};
 	return cmocka_run_group_tests(tests, ut_group_setup, NULL);
