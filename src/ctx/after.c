@@ -21,6 +21,7 @@
  * caller may then reuse the slot.
  */
 #include <errno.h>
+#include <sched.h>
 
 #include "internal.h"
 
@@ -85,7 +86,8 @@ ctx_after_t *ctx_after_func_at(ctx_t *ctx, ctx_after_slot_t *slot, void (*fn)(vo
 	struct ctx__cnode *s = ctx->src;
 	if (!s)
 		return (ctx_after_t *)&after_never;
-	if (!ctx_done(ctx)) {
+	{
+		/* No ctx_done() first: ctx__link sees a done ctx under its lock. */
 		struct ctx__after *a = (struct ctx__after *)(void *)slot;
 		/* Only so that a canceller's try_retain takes it; never counted
 		 * down (see `slot` in internal.h). */
@@ -120,11 +122,10 @@ static bool stop_slot(struct ctx__after *a)
 	                                            memory_order_acq_rel, memory_order_acquire)) {
 		struct ctx *watched = a->node.base.parent;
 		if (ctx__unlink(watched->src, &a->node)) {
-			/* Still listed: nobody else has it. Release: a concurrent
-			 * ctx_after_stop that saw STOPPED waits for this. */
-			s = atomic_exchange_explicit(&a->state, CTX__AFTER_LET_GO, memory_order_release);
-			if (s & CTX__WAITERS)
-				ctx__os_wake(&a->state, INT_MAX);
+			/* Still listed: nobody else writes state now (a canceller
+			 * never saw the slot; a concurrent stop that saw STOPPED
+			 * polls, it sets no WAITERS), so a plain release store. */
+			atomic_store_explicit(&a->state, CTX__AFTER_LET_GO, memory_order_release);
 		} else {
 			/* A canceller detached it; its claim_after lets go of the
 			 * slot (LET_GO) once its CAS has failed. */
@@ -139,8 +140,12 @@ static bool stop_slot(struct ctx__after *a)
 			return false; /* from inside fn */
 		s = ctx__wait_word(&a->state, not_running, -1);
 		break;
-	case CTX__AFTER_STOPPED: /* another ctx_after_stop is finishing */
-		ctx__wait_word(&a->state, not_stopping, -1);
+	case CTX__AFTER_STOPPED:
+		/* Another ctx_after_stop is finishing (rare: concurrent stops
+		 * of one slot). Poll, so that the winner's store of LET_GO needs
+		 * no wake (the winner may itself sleep on a canceller's). */
+		while (!not_stopping(atomic_load_explicit(&a->state, memory_order_acquire)))
+			sched_yield();
 		break;
 	default:
 		break;
