@@ -213,6 +213,8 @@ typedef struct ctx_after_slot {
  * fn; then fn is never called). Rules:
  *  - the slot must not hold another registration still in use; while the
  *    registration is in use the slot must stay valid and untouched;
+ *  - unlike ctx_after_func's, the registration does not hold ctx: the
+ *    caller keeps a reference to ctx while the registration is in use;
  *  - the registration is in use until a ctx_after_stop on its handle has
  *    returned outside fn: call it (once or more, from any thread, even
  *    concurrently) before the slot is reused or freed, whether or not fn

@@ -14,7 +14,8 @@
  * run (run_afters lets go of it then) or the registration is freed.
  *
  * ctx_after_func_at puts the same node in the caller's ctx_after_slot_t
- * (a->slot): no references count its life there. The library's last touch
+ * (a->slot): no references count its life there, and it does not hold the
+ * watched context (the caller must, until its stop). The library's last touch
  * of a slot is a release store to state (DONE by run_afters, LET_GO by a
  * canceller that lost to a stop, or by the stop itself), and a
  * ctx_after_stop outside fn returns only after seeing one (acquire), so the
@@ -94,7 +95,7 @@ ctx_after_t *ctx_after_func_at(ctx_t *ctx, ctx_after_slot_t *slot, void (*fn)(vo
 		atomic_init(&a->node.base.refs, 1);
 		a->node.base.kind = CTX__AFTER;
 		a->node.base.todo = 0;
-		a->node.base.parent = ctx_retain(ctx);
+		a->node.base.parent = ctx; /* not held: the caller holds it */
 		a->node.base.src = NULL;
 		a->node.next = NULL;
 		a->node.pprev = NULL;
@@ -105,7 +106,7 @@ ctx_after_t *ctx_after_func_at(ctx_t *ctx, ctx_after_slot_t *slot, void (*fn)(vo
 		int cause;
 		if (ctx__link(s, &a->node, &cause) == 0)
 			return (ctx_after_t *)a;
-		ctx_release(ctx); /* done meanwhile: nobody saw the slot */
+		/* Done: nobody saw the slot. */
 	}
 	fn(arg);
 	return (ctx_after_t *)&after_ran;
@@ -131,7 +132,6 @@ static bool stop_slot(struct ctx__after *a)
 			 * slot (LET_GO) once its CAS has failed. */
 			ctx__wait_word(&a->state, not_stopping, -1);
 		}
-		ctx_release(watched);
 		return true;
 	}
 	switch (s & CTX__AFTER_MASK) {

@@ -162,9 +162,9 @@ static void run_afters(struct op *op)
 		 * waiters recheck). */
 		if (old & CTX__WAITERS)
 			ctx__os_wake(&a->state, INT_MAX);
-		ctx_release(watched);
 		if (slot)
-			continue;
+			continue; /* a slot does not hold the watched context */
+		ctx_release(watched);
 		/* Drop our temporary reference (never the last: the
 		 * registration holds one), then the registration's. */
 		atomic_fetch_sub_explicit(&a->node.base.refs, 1, memory_order_relaxed);

@@ -154,7 +154,8 @@ enum {
 
 struct ctx__after {
 	struct ctx__node node;       /* base.parent: the watched ctx, held until fn has run or
-	                              * been stopped (NULL once fn has run) */
+	                              * been stopped (NULL once fn has run); in a
+	                              * slot, not held (the caller holds it) */
 	_Atomic uint32_t state;      /* CTX__AFTER_* | WAITERS */
 	bool slot;                   /* in the caller's ctx_after_slot_t (ctx_after_func_at);
 	                              * fixed. Then refs is never counted down (a
