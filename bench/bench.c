@@ -362,6 +362,20 @@ static void body_after_func_stop(void *arg, uint64_t n)
 	}
 }
 
+/* after_func_at_stop: after_func_stop with the registration in the
+ * caller's slot (ctx_after_func_at), on the stack as C++'s stop_callback. */
+static void body_after_func_at_stop(void *arg, uint64_t n)
+{
+	ctx_t *root = arg;
+	for (uint64_t i = 0; i < n; i++) {
+		ctx_after_slot_t slot;
+		ctx_after_t *stop = ctx_after_func_at(root, &slot, noop_fn, NULL);
+		if (!stop)
+			die("ctx_after_func_at");
+		ctx_after_stop(stop);
+	}
+}
+
 /* wake_roundtrip: per op a fresh WithCancel(Background) context; a waiter
  * thread blocks in ctx_wait on it; the main thread cancels it; the waiter
  * answers back; the main thread waits for the answer. As in the peers, the
@@ -640,6 +654,13 @@ int main(void)
 		ctx_cancel_t *rc;
 		ctx_t *root = new_root(&rc);
 		bench("after_func_stop", body_after_func_stop, root);
+		release_cancel(root, rc);
+	}
+
+	if (wanted("after_func_at_stop")) {
+		ctx_cancel_t *rc;
+		ctx_t *root = new_root(&rc);
+		bench("after_func_at_stop", body_after_func_at_stop, root);
 		release_cancel(root, rc);
 	}
 

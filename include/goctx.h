@@ -196,6 +196,37 @@ int ctx_after_func(ctx_t *ctx, void (*fn)(void *arg), void *arg, ctx_after_t **s
  * has run or is running; outside fn this waits until fn has returned. */
 bool ctx_after_stop(ctx_after_t *stop);
 
+/* Storage for one after-func registration, provided by the caller (on its
+ * stack, or inside its own object), so that registering allocates nothing.
+ * Its size (80 bytes) and alignment are part of the ABI; its contents are
+ * the library's. */
+typedef struct ctx_after_slot {
+	union {
+		void *ctx__p;
+		uint64_t ctx__u;
+		unsigned char ctx__bytes[80];
+	} ctx__opaque;
+} ctx_after_slot_t;
+
+/* ctx_after_func in caller-provided storage: never allocates. Returns the
+ * handle for ctx_after_stop, or NULL with errno EINVAL (NULL ctx, slot or
+ * fn; then fn is never called). Rules:
+ *  - the slot must not hold another registration still in use; while the
+ *    registration is in use the slot must stay valid and untouched;
+ *  - unlike ctx_after_func's, the registration does not hold ctx: the
+ *    caller keeps a reference to ctx while the registration is in use;
+ *  - the registration is in use until a ctx_after_stop on its handle has
+ *    returned outside fn: call it (once or more, from any thread, even
+ *    concurrently) before the slot is reused or freed, whether or not fn
+ *    has run. It returns true when it stopped fn; false when fn has run
+ *    (it waits for fn to return and for the library to let go of the slot)
+ *    or an earlier call stopped it. A call from inside fn returns false at
+ *    once: the slot is still in use until fn has returned and a call
+ *    outside fn returns;
+ *  - ctx_after_stop does not free the slot: it is the caller's. */
+ctx_after_t *ctx_after_func_at(ctx_t *ctx, ctx_after_slot_t *slot, void (*fn)(void *arg),
+                               void *arg);
+
 /* ---- Memory. ----------------------------------------------------------- */
 
 /* Route every allocation of the library through alloc/free (both non-NULL).

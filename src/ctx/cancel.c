@@ -125,6 +125,14 @@ static void claim_after(struct op *op, struct ctx__after *a)
 		a->node.next = NULL;
 		*op->run_tail = &a->node;
 		op->run_tail = &a->node.next;
+	} else if (a->slot) {
+		/* Stopped meanwhile; the stopper waits for this store (release:
+		 * after it, this op never touches the slot again). The wake may
+		 * reach a slot already reused: futex waiters recheck. */
+		uint32_t old = atomic_exchange_explicit(&a->state, CTX__AFTER_LET_GO,
+		                                        memory_order_release);
+		if (old & CTX__WAITERS)
+			ctx__os_wake(&a->state, INT_MAX);
 	} else {
 		ctx_release(&a->node.base); /* stopped meanwhile: drop our reference */
 	}
@@ -146,10 +154,16 @@ static void run_afters(struct op *op)
 		 * the release below, which a waiting ctx_after_stop pairs with
 		 * before it may free the node (and read `parent` there). */
 		struct ctx *watched = a->node.base.parent;
+		bool slot = a->slot;
 		a->node.base.parent = NULL;
 		uint32_t old = atomic_exchange_explicit(&a->state, CTX__AFTER_DONE, memory_order_release);
+		/* In a slot, that store was the last touch of it: the caller may
+		 * reuse it at once (the wake may reach a reused slot: futex
+		 * waiters recheck). */
 		if (old & CTX__WAITERS)
 			ctx__os_wake(&a->state, INT_MAX);
+		if (slot)
+			continue; /* a slot does not hold the watched context */
 		ctx_release(watched);
 		/* Drop our temporary reference (never the last: the
 		 * registration holds one), then the registration's. */

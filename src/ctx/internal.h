@@ -148,13 +148,21 @@ enum {
 	CTX__AFTER_RUNNING,
 	CTX__AFTER_DONE,    /* fn has returned */
 	CTX__AFTER_STOPPED, /* ctx_after_stop won: fn never runs */
+	CTX__AFTER_LET_GO,  /* in a slot: stopped, and nobody touches the slot any more */
 };
 #define CTX__AFTER_MASK 0xffu
 
 struct ctx__after {
 	struct ctx__node node;       /* base.parent: the watched ctx, held until fn has run or
-	                              * been stopped (NULL once fn has run) */
+	                              * been stopped (NULL once fn has run); in a
+	                              * slot, not held (the caller holds it) */
 	_Atomic uint32_t state;      /* CTX__AFTER_* | WAITERS */
+	bool slot;                   /* in the caller's ctx_after_slot_t (ctx_after_func_at);
+	                              * fixed. Then refs is never counted down (a
+	                              * canceller's try_retain may count it up) and
+	                              * nobody frees the node; the last touch of the
+	                              * library is a release store of DONE or LET_GO
+	                              * to state, which ctx_after_stop waits for. */
 	void (*fn)(void *);
 	void *arg;
 	pthread_t runner;            /* written before the RUNNING release-CAS */

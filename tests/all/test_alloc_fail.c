@@ -279,6 +279,17 @@ static bool call_after_func(ctx_t *p, struct attempt *a)
 	return true;
 }
 
+static ctx_after_slot_t at_slot; /* ctx_after_func_at's storage */
+
+static bool call_after_func_at(ctx_t *p, struct attempt *a)
+{
+	a->made = ctx_retain(p);
+	a->stop = ctx_after_func_at(p, &at_slot, after_fn, NULL);
+	a->err = a->stop ? 0 : errno;
+	assert_non_null(a->stop); /* it never fails for want of memory */
+	return true;
+}
+
 static bool call_after_func_nostop(ctx_t *p, struct attempt *a)
 {
 	/* Without a stop handle the registration lives until p is done; the
@@ -592,6 +603,15 @@ static void test_after_func(void **state)
 	walk_all_parents("ctx_after_func", call_after_func, &s);
 	assert_true(s >= 1); /* a registration on a live context is allocated */
 	walk_all_parents("ctx_after_func (no stop) on a new child", call_after_func_nostop, NULL);
+	/* In the caller's slot: no allocation under any parent. */
+	for (int w = 0; w < NPARENTS; w++) {
+		struct parent pa;
+		make_parent(&pa, w);
+		char name[128];
+		snprintf(name, sizeof name, "ctx_after_func_at under %s", pa.name);
+		assert_int_equal(walk(name, pa.c, call_after_func_at), 0);
+		drop_parent(&pa);
+	}
 	/* Every registration made there ran once (cancel) or was stopped: the
 	 * counts were checked by the walk; nothing is pending now. */
 }
