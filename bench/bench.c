@@ -40,22 +40,7 @@
 /* ---------------------------------------------------------------------------
  * Harness */
 
-static double g_min_time = 0.5; /* seconds */
-static int g_runs = 3;
-static char **g_only;
-static size_t g_nonly;
-
 static volatile uintptr_t g_sink;
-
-static bool wanted(const char *op)
-{
-	if (!g_only)
-		return true;
-	for (size_t i = 0; i < g_nonly; i++)
-		if (strcmp(g_only[i], op) == 0)
-			return true;
-	return false;
-}
 
 typedef bench_body_fn body_fn;
 
@@ -63,17 +48,6 @@ static void emit(const char *op, const char *ns, const char *b, const char *a)
 {
 	printf("BENCH %s %s %s %s\n", op, ns, b, a);
 	fflush(stdout);
-}
-
-static void bench(const char *op, body_fn body, void *arg)
-{
-	double t0 = bench_secs();
-	double ns, b, a;
-	char nsbuf[64], bbuf[64], abuf[64];
-	bench_measure(body, arg, g_min_time, g_runs, &ns, &b, &a);
-	snprintf(nsbuf, sizeof nsbuf, "%.2f", ns);
-	emit(op, nsbuf, bench_num(b, bbuf, sizeof bbuf), bench_num(a, abuf, sizeof abuf));
-	fprintf(stderr, "goctx: %-24s done in %.1fs\n", op, bench_secs() - t0);
 }
 
 static void die(const char *what)
@@ -207,7 +181,7 @@ static void body_with_timeout(void *arg, uint64_t n)
  * timer queue grows with N, not root's child set), as the Go peer does. */
 static void op_with_timeout(const char *op, size_t pending, bool rand_durs)
 {
-	if (!wanted(op))
+	if (!bench_wanted(op))
 		return;
 	uint64_t seed = 1;
 	ctx_t **others = xmalloc(pending * sizeof *others);
@@ -226,7 +200,7 @@ static void op_with_timeout(const char *op, size_t pending, bool rand_durs)
 			durs[i] = bench_rand_hour(&seed);
 	}
 	struct timeout_arg a = {root, durs};
-	bench(op, body_with_timeout, &a);
+	bench_op(op, body_with_timeout, &a);
 	release_cancel(root, rc);
 	for (size_t i = 0; i < pending; i++)
 		release_cancel(others[i], cancels[i]);
@@ -278,11 +252,11 @@ static void body_cancel_fanout(void *arg, uint64_t n)
 
 static void op_many(const char *op, size_t count, body_fn body)
 {
-	if (!wanted(op))
+	if (!bench_wanted(op))
 		return;
 	struct many_arg a = {count, xmalloc(count * sizeof(ctx_t *)),
 	                     xmalloc(count * sizeof(ctx_cancel_t *))};
-	bench(op, body, &a);
+	bench_op(op, body, &a);
 	free(a.ctxs);
 	free(a.cancels);
 }
@@ -327,7 +301,7 @@ static void value_chain(ctx_t *root, size_t depth, ctx_t **ctxs)
 
 static void op_value(const char *op, size_t depth, bool miss)
 {
-	if (!wanted(op))
+	if (!bench_wanted(op))
 		return;
 	ctx_cancel_t *rc;
 	ctx_t *root = new_root(&rc);
@@ -339,7 +313,7 @@ static void op_value(const char *op, size_t depth, bool miss)
 		fprintf(stderr, "goctx-bench: %s: wrong value %p\n", op, got);
 		exit(1);
 	}
-	bench(op, body_value, &a);
+	bench_op(op, body_value, &a);
 	for (size_t j = depth; j > 0; j--)
 		ctx_release(ctxs[j - 1]);
 	free(ctxs);
@@ -478,7 +452,7 @@ enum mem_kind { MEM_CANCEL, MEM_VALUE, MEM_TIMER };
 
 static void op_mem(const char *op, enum mem_kind kind)
 {
-	if (!wanted(op))
+	if (!bench_wanted(op))
 		return;
 	ctx_cancel_t *rc;
 	ctx_t *root = new_root(&rc);
@@ -535,27 +509,8 @@ static void *nothing(void *p)
 
 static void parse_env(void)
 {
-	const char *v = getenv("BENCH_MIN_TIME_MS");
-	if (v && *v) {
-		char *end;
-		long ms = strtol(v, &end, 10);
-		if (*end || ms <= 0) {
-			fprintf(stderr, "bad BENCH_MIN_TIME_MS=%s\n", v);
-			exit(2);
-		}
-		g_min_time = (double)ms / 1000.0;
-	}
-	v = getenv("BENCH_RUNS");
-	if (v && *v) {
-		char *end;
-		long r = strtol(v, &end, 10);
-		if (*end || r <= 0 || r > 1000) {
-			fprintf(stderr, "bad BENCH_RUNS=%s\n", v);
-			exit(2);
-		}
-		g_runs = (int)r;
-	}
-	v = getenv("BENCH_WAKE_REPLY");
+	bench_config("goctx");
+	const char *v = getenv("BENCH_WAKE_REPLY");
 	if (v && *v) {
 		if (strcmp(v, "futex") == 0)
 			g_wake_futex = true;
@@ -563,16 +518,6 @@ static void parse_env(void)
 			fprintf(stderr, "bad BENCH_WAKE_REPLY=%s (ctx or futex)\n", v);
 			exit(2);
 		}
-	}
-	v = getenv("BENCH_OPS");
-	if (v && *v) {
-		char *s = strdup(v);
-		if (!s)
-			die("strdup");
-		g_only = xmalloc((strlen(s) / 2 + 2) * sizeof *g_only);
-		for (char *save = NULL, *tok = strtok_r(s, ", \t", &save); tok;
-		     tok = strtok_r(NULL, ", \t", &save))
-			g_only[g_nonly++] = tok;
 	}
 }
 
@@ -586,7 +531,7 @@ int main(void)
 	parse_env();
 	fprintf(stderr, "goctx: goctx %d.%d.%d, %ld CPUs, min_time=%gs runs=%d\n",
 	        GOCTX_VERSION_MAJOR, GOCTX_VERSION_MINOR, GOCTX_VERSION_PATCH,
-	        sysconf(_SC_NPROCESSORS_ONLN), g_min_time, g_runs);
+	        sysconf(_SC_NPROCESSORS_ONLN), bench_min_time, bench_runs);
 
 	/* Make the process multi-threaded before anything is timed (glibc's
 	 * malloc and the C library take cheaper paths until then). */
@@ -595,37 +540,37 @@ int main(void)
 		die("pthread_create");
 	pthread_join(t, NULL);
 
-	if (wanted("err_live")) {
+	if (bench_wanted("err_live")) {
 		ctx_cancel_t *rc;
 		ctx_t *root = new_root(&rc);
-		bench("err_live", body_err, root);
+		bench_op("err_live", body_err, root);
 		release_cancel(root, rc);
 	}
-	if (wanted("err_canceled")) {
+	if (bench_wanted("err_canceled")) {
 		ctx_cancel_t *rc;
 		ctx_t *c = new_root(&rc);
 		ctx_cancel(rc);
-		bench("err_canceled", body_err, c);
+		bench_op("err_canceled", body_err, c);
 		ctx_release(c);
 	}
-	if (wanted("done_poll_live")) {
+	if (bench_wanted("done_poll_live")) {
 		ctx_cancel_t *rc;
 		ctx_t *root = new_root(&rc);
-		bench("done_poll_live", body_done_poll, root);
+		bench_op("done_poll_live", body_done_poll, root);
 		release_cancel(root, rc);
 	}
-	if (wanted("with_cancel_bg"))
-		bench("with_cancel_bg", body_with_cancel, ctx_background());
-	if (wanted("with_cancel_child")) {
+	if (bench_wanted("with_cancel_bg"))
+		bench_op("with_cancel_bg", body_with_cancel, ctx_background());
+	if (bench_wanted("with_cancel_child")) {
 		ctx_cancel_t *rc;
 		ctx_t *root = new_root(&rc);
-		bench("with_cancel_child", body_with_cancel, root);
+		bench_op("with_cancel_child", body_with_cancel, root);
 		release_cancel(root, rc);
 	}
-	if (wanted("with_cancel_child_par")) {
+	if (bench_wanted("with_cancel_child_par")) {
 		ctx_cancel_t *rc;
 		ctx_t *root = new_root(&rc);
-		bench("with_cancel_child_par", body_with_cancel_par, root);
+		bench_op("with_cancel_child_par", body_with_cancel_par, root);
 		release_cancel(root, rc);
 	}
 
@@ -639,10 +584,10 @@ int main(void)
 	op_many("cancel_chain_1000", 1000, body_cancel_chain);
 	op_many("cancel_fanout_1000", 1000, body_cancel_fanout);
 
-	if (wanted("with_value")) {
+	if (bench_wanted("with_value")) {
 		ctx_cancel_t *rc;
 		ctx_t *root = new_root(&rc);
-		bench("with_value", body_with_value, root);
+		bench_op("with_value", body_with_value, root);
 		release_cancel(root, rc);
 	}
 	op_value("value_depth_10", 10, false);
@@ -650,22 +595,22 @@ int main(void)
 	op_value("value_miss_10", 10, true);
 	op_value("value_miss_100", 100, true);
 
-	if (wanted("after_func_stop")) {
+	if (bench_wanted("after_func_stop")) {
 		ctx_cancel_t *rc;
 		ctx_t *root = new_root(&rc);
-		bench("after_func_stop", body_after_func_stop, root);
+		bench_op("after_func_stop", body_after_func_stop, root);
 		release_cancel(root, rc);
 	}
 
-	if (wanted("after_func_at_stop")) {
+	if (bench_wanted("after_func_at_stop")) {
 		ctx_cancel_t *rc;
 		ctx_t *root = new_root(&rc);
-		bench("after_func_at_stop", body_after_func_at_stop, root);
+		bench_op("after_func_at_stop", body_after_func_at_stop, root);
 		release_cancel(root, rc);
 	}
 
-	if (wanted("wake_roundtrip"))
-		bench("wake_roundtrip", body_wake_roundtrip, NULL);
+	if (bench_wanted("wake_roundtrip"))
+		bench_op("wake_roundtrip", body_wake_roundtrip, NULL);
 
 	op_mem("mem_cancel_ctx", MEM_CANCEL);
 	op_mem("mem_value_ctx", MEM_VALUE);

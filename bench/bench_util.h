@@ -1,12 +1,15 @@
 /* bench_util.h: shared pieces of goctx's benchmark programs (bench.c,
- * scaling.c): a counting allocator for ctx_set_allocator, a monotonic clock,
- * a futex binary semaphore and a small PRNG. Header-only, static functions. */
+ * chan_bench.c, sync_bench.c, io_bench.c, scaling.c): a counting allocator
+ * for ctx_set_allocator, a monotonic clock, a futex binary semaphore, a
+ * small PRNG, the timed-run harness, and the knobs and op runner (BENCH_*
+ * environment, one BENCH line per op). Header-only, static functions. */
 #ifndef GOCTX_BENCH_UTIL_H
 #define GOCTX_BENCH_UTIL_H
 
 #include <linux/futex.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,6 +256,72 @@ static inline ctx_duration_t bench_rand_hour(uint64_t *s)
 {
 	const uint64_t hour = (uint64_t)3600 * CTX_SECOND;
 	return (ctx_duration_t)(hour + bench_rand(s) % (hour + 1));
+}
+
+/* ---- the knobs and the op runner of every bench program ----
+ * BENCH_MIN_TIME_MS (default 500): minimum duration of one timed run;
+ * BENCH_RUNS (default 3): timed runs per op, the best is kept; BENCH_OPS:
+ * comma-separated op names to run (default: all). bench_config(tag) reads
+ * them (a bad value: a message, exit 2); bench_op runs one op if wanted and
+ * prints its BENCH line, and "TAG: OP done in S" on stderr. */
+
+static double bench_min_time BENCH_UNUSED = 0.5; /* seconds */
+static int bench_runs BENCH_UNUSED = 3;
+static const char *bench_ops BENCH_UNUSED;     /* NULL: every op */
+static const char *bench_tag BENCH_UNUSED = "goctx";
+
+static inline long bench_env_long(const char *name, long lo, long hi, long def)
+{
+	const char *v = getenv(name);
+	if (!v || !*v)
+		return def;
+	char *end;
+	long x = strtol(v, &end, 10);
+	if (*end || x < lo || x > hi) {
+		fprintf(stderr, "bad %s=%s\n", name, v);
+		exit(2);
+	}
+	return x;
+}
+
+static inline void bench_config(const char *tag)
+{
+	bench_tag = tag;
+	bench_min_time = (double)bench_env_long("BENCH_MIN_TIME_MS", 1, 3600000, 500) / 1000.0;
+	bench_runs = (int)bench_env_long("BENCH_RUNS", 1, 1000, 3);
+	bench_ops = getenv("BENCH_OPS");
+	if (bench_ops && !*bench_ops)
+		bench_ops = NULL;
+}
+
+/* Whether op is in BENCH_OPS (names separated by commas, spaces or tabs). */
+static inline bool bench_wanted(const char *op)
+{
+	if (!bench_ops)
+		return true;
+	size_t len = strlen(op);
+	for (const char *p = bench_ops; *p;) {
+		p += strspn(p, ", \t");
+		size_t n = strcspn(p, ", \t");
+		if (n == len && strncmp(p, op, len) == 0)
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+static inline void bench_op(const char *op, bench_body_fn body, void *arg)
+{
+	if (!bench_wanted(op))
+		return;
+	double start = bench_secs();
+	double best, b, a;
+	bench_measure(body, arg, bench_min_time, bench_runs, &best, &b, &a);
+	char bb[64], ab[64];
+	printf("BENCH %s %.2f %s %s\n", op, best, bench_num(b, bb, sizeof bb),
+	       bench_num(a, ab, sizeof ab));
+	fflush(stdout);
+	fprintf(stderr, "%s: %-26s done in %.1fs\n", bench_tag, op, bench_secs() - start);
 }
 
 #endif

@@ -46,39 +46,7 @@
 #include "goctx.h"
 #include "goctx/chan.h"
 
-static double g_min_time = 0.5;
-static int g_runs = 3;
-static const char *g_ops;
-
-static bool wanted(const char *op)
-{
-	if (!g_ops)
-		return true;
-	size_t len = strlen(op);
-	for (const char *p = g_ops; (p = strstr(p, op)) != NULL; p += len) {
-		bool start = p == g_ops || p[-1] == ',';
-		bool end = p[len] == '\0' || p[len] == ',';
-		if (start && end)
-			return true;
-	}
-	return false;
-}
-
 typedef bench_body_fn body_fn;
-
-static void bench(const char *op, body_fn body, void *arg)
-{
-	if (!wanted(op))
-		return;
-	double start = bench_secs();
-	double best, b, a;
-	bench_measure(body, arg, g_min_time, g_runs, &best, &b, &a);
-	char bb[64], ab[64];
-	printf("BENCH %s %.2f %s %s\n", op, best, bench_num(b, bb, sizeof bb),
-	       bench_num(a, ab, sizeof ab));
-	fflush(stdout);
-	fprintf(stderr, "chan: %-26s done in %.1fs\n", op, bench_secs() - start);
-}
 
 static void check(int err, const char *what)
 {
@@ -120,14 +88,14 @@ static void body_pingpong(void *arg, uint64_t n)
 
 static void op_pingpong(void)
 {
-	if (!wanted("chan_pingpong_unbuffered"))
+	if (!bench_wanted("chan_pingpong_unbuffered"))
 		return;
 	struct pingpong pp = {chan_make(sizeof(int64_t), 0), chan_make(sizeof(int64_t), 0)};
 	if (!pp.ping || !pp.pong)
 		check(ENOMEM, "chan_make");
 	pthread_t t;
 	check(pthread_create(&t, NULL, pong_main, &pp), "pthread_create");
-	bench("chan_pingpong_unbuffered", body_pingpong, &pp);
+	bench_op("chan_pingpong_unbuffered", body_pingpong, &pp);
 	int64_t stop = -1;
 	chan_send(pp.ping, &stop);
 	pthread_join(t, NULL);
@@ -170,12 +138,12 @@ static void body_throughput(void *arg, uint64_t n)
 
 static void op_throughput(void)
 {
-	if (!wanted("chan_buffered_throughput"))
+	if (!bench_wanted("chan_buffered_throughput"))
 		return;
 	chan_t *c = chan_make(sizeof(uint64_t), 128);
 	if (!c)
 		check(ENOMEM, "chan_make");
-	bench("chan_buffered_throughput", body_throughput, c);
+	bench_op("chan_buffered_throughput", body_throughput, c);
 	chan_release(c);
 }
 
@@ -196,7 +164,7 @@ static void body_select4(void *arg, uint64_t n)
 
 static void op_select4(void)
 {
-	if (!wanted("select_4"))
+	if (!bench_wanted("select_4"))
 		return;
 	chan_t *ch[4];
 	for (int i = 0; i < 4; i++) {
@@ -206,7 +174,7 @@ static void op_select4(void)
 		int64_t v = i;
 		chan_send(ch[i], &v);
 	}
-	bench("select_4", body_select4, ch);
+	bench_op("select_4", body_select4, ch);
 	for (int i = 0; i < 4; i++)
 		chan_release(ch[i]);
 }
@@ -231,12 +199,12 @@ static void body_spawn(void *arg, uint64_t n)
 
 static void op_spawn(void)
 {
-	if (!wanted("go_spawn"))
+	if (!bench_wanted("go_spawn"))
 		return;
 	chan_t *c = chan_make(sizeof(int64_t), 1);
 	if (!c)
 		check(ENOMEM, "chan_make");
-	bench("go_spawn", body_spawn, c);
+	bench_op("go_spawn", body_spawn, c);
 	chan_release(c);
 }
 
@@ -249,15 +217,7 @@ static void *nothing(void *p)
 
 int main(void)
 {
-	const char *s = getenv("BENCH_MIN_TIME_MS");
-	if (s && atoi(s) > 0)
-		g_min_time = atoi(s) / 1000.0;
-	s = getenv("BENCH_RUNS");
-	if (s && atoi(s) > 0)
-		g_runs = atoi(s);
-	g_ops = getenv("BENCH_OPS");
-	if (g_ops && !*g_ops)
-		g_ops = NULL;
+	bench_config("chan");
 
 	check(ctx_set_allocator(bench_alloc, bench_free), "ctx_set_allocator");
 	/* Multi-threaded mode for libc and malloc before anything is timed. */

@@ -45,37 +45,6 @@
 #include "goctx.h"
 #include "goctx/io.h"
 
-static double g_min_time = 0.5;
-static int g_runs = 3;
-static const char *g_ops;
-
-static bool wanted(const char *op)
-{
-	if (!g_ops)
-		return true;
-	size_t len = strlen(op);
-	for (const char *p = g_ops; (p = strstr(p, op)) != NULL; p += len) {
-		bool start = p == g_ops || p[-1] == ',';
-		bool end = p[len] == '\0' || p[len] == ',';
-		if (start && end)
-			return true;
-	}
-	return false;
-}
-
-static void bench(const char *op, bench_body_fn body, void *arg)
-{
-	if (!wanted(op))
-		return;
-	double start = bench_secs();
-	double best, b, a;
-	bench_measure(body, arg, g_min_time, g_runs, &best, &b, &a);
-	char bb[64], ab[64];
-	printf("BENCH %s %.2f %s %s\n", op, best, bench_num(b, bb, sizeof bb),
-	       bench_num(a, ab, sizeof ab));
-	fflush(stdout);
-	fprintf(stderr, "io: %-26s done in %.1fs\n", op, bench_secs() - start);
-}
 
 static void die(const char *what, int err)
 {
@@ -136,9 +105,9 @@ static void op_read(void)
 		die("ctx_with_timeout", errno);
 	struct pipe_arg bare = {fds[0], fds[1], NULL, false}, nowait = {fds[0], fds[1], NULL, true},
 	                with = {fds[0], fds[1], ctx, false};
-	bench("io_read_ready_bare", body_read, &bare);
-	bench("io_read_ready_nowait", body_read, &nowait);
-	bench("io_read_ready_ctx", body_read, &with);
+	bench_op("io_read_ready_bare", body_read, &bare);
+	bench_op("io_read_ready_nowait", body_read, &nowait);
+	bench_op("io_read_ready_ctx", body_read, &with);
 	ctx_cancel(cancel);
 	ctx_release(ctx);
 	close(fds[0]);
@@ -209,7 +178,7 @@ static void body_pingpong(void *arg, uint64_t n)
 
 static void op_pingpong(void)
 {
-	if (!wanted("io_pingpong_socketpair"))
+	if (!bench_wanted("io_pingpong_socketpair"))
 		return;
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -219,7 +188,7 @@ static void op_pingpong(void)
 	int e = pthread_create(&t, NULL, pong_main, &p);
 	if (e)
 		die("pthread_create", e);
-	bench("io_pingpong_socketpair", body_pingpong, &sv[0]);
+	bench_op("io_pingpong_socketpair", body_pingpong, &sv[0]);
 	shutdown(sv[0], SHUT_RDWR);
 	pthread_join(t, NULL);
 	close(sv[0]);
@@ -230,15 +199,7 @@ static void *nothing(void *p) { return p; }
 
 int main(void)
 {
-	const char *s = getenv("BENCH_MIN_TIME_MS");
-	if (s && atoi(s) > 0)
-		g_min_time = atoi(s) / 1000.0;
-	s = getenv("BENCH_RUNS");
-	if (s && atoi(s) > 0)
-		g_runs = atoi(s);
-	g_ops = getenv("BENCH_OPS");
-	if (g_ops && !*g_ops)
-		g_ops = NULL;
+	bench_config("io");
 
 	int e = ctx_set_allocator(bench_alloc, bench_free);
 	if (e)

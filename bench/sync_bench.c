@@ -40,37 +40,6 @@
 #include "goctx.h"
 #include "goctx/sync.h"
 
-static double g_min_time = 0.5;
-static int g_runs = 3;
-static const char *g_ops;
-
-static bool wanted(const char *op)
-{
-	if (!g_ops)
-		return true;
-	size_t len = strlen(op);
-	for (const char *p = g_ops; (p = strstr(p, op)) != NULL; p += len) {
-		bool start = p == g_ops || p[-1] == ',';
-		bool end = p[len] == '\0' || p[len] == ',';
-		if (start && end)
-			return true;
-	}
-	return false;
-}
-
-static void bench(const char *op, bench_body_fn body, void *arg)
-{
-	if (!wanted(op))
-		return;
-	double start = bench_secs();
-	double best, b, a;
-	bench_measure(body, arg, g_min_time, g_runs, &best, &b, &a);
-	char bb[64], ab[64];
-	printf("BENCH %s %.2f %s %s\n", op, best, bench_num(b, bb, sizeof bb),
-	       bench_num(a, ab, sizeof ab));
-	fflush(stdout);
-	fprintf(stderr, "sync: %-26s done in %.1fs\n", op, bench_secs() - start);
-}
 
 static void check(int err, const char *what)
 {
@@ -134,14 +103,14 @@ static void body_wake(void *arg, uint64_t n)
 
 static void op_wake(void)
 {
-	if (!wanted("waitgroup_wake_4"))
+	if (!bench_wanted("waitgroup_wake_4"))
 		return;
 	atomic_store(&g_wake.rounds, UINT64_MAX);
 	ctx_waitgroup_add(&g_wake.go[0], 1);
 	pthread_t t[WAKERS];
 	for (int i = 0; i < WAKERS; i++)
 		check(pthread_create(&t[i], NULL, waker_main, &g_wake), "pthread_create");
-	bench("waitgroup_wake_4", body_wake, &g_wake);
+	bench_op("waitgroup_wake_4", body_wake, &g_wake);
 	/* Stop: the waiters leave after the round they are waiting for. */
 	atomic_store(&g_wake.rounds, 0);
 	ctx_waitgroup_add(&g_wake.ack, WAKERS);
@@ -206,15 +175,7 @@ static void *nothing(void *p) { return p; }
 
 int main(void)
 {
-	const char *s = getenv("BENCH_MIN_TIME_MS");
-	if (s && atoi(s) > 0)
-		g_min_time = atoi(s) / 1000.0;
-	s = getenv("BENCH_RUNS");
-	if (s && atoi(s) > 0)
-		g_runs = atoi(s);
-	g_ops = getenv("BENCH_OPS");
-	if (g_ops && !*g_ops)
-		g_ops = NULL;
+	bench_config("sync");
 
 	check(ctx_set_allocator(bench_alloc, bench_free), "ctx_set_allocator");
 	pthread_t t;
@@ -222,16 +183,16 @@ int main(void)
 	pthread_join(t, NULL);
 
 	ctx_waitgroup_t wg = CTX_WAITGROUP_INIT;
-	bench("waitgroup_add_done", body_add_done, &wg);
-	bench("waitgroup_wait_zero", body_wait_zero, &wg);
+	bench_op("waitgroup_add_done", body_add_done, &wg);
+	bench_op("waitgroup_wait_zero", body_wait_zero, &wg);
 	op_wake();
-	bench("errgroup_go_wait_1", body_go_wait_1, NULL);
-	bench("errgroup_go_wait_100", body_go_wait_100, NULL);
+	bench_op("errgroup_go_wait_1", body_go_wait_1, NULL);
+	bench_op("errgroup_go_wait_100", body_go_wait_100, NULL);
 
 	ctx_cancel_t *rc, *sc;
 	struct merge m = {ctx_with_cancel(ctx_background(), &rc),
 	                  ctx_with_cancel(ctx_background(), &sc)};
-	bench("merge_create_cancel", body_merge, &m);
+	bench_op("merge_create_cancel", body_merge, &m);
 	ctx_cancel(rc);
 	ctx_cancel(sc);
 	ctx_release(m.request);
