@@ -1,3 +1,8 @@
 module goctx/bench/go-chan
 
 go 1.19
+
+require goctx/bench/goharness v0.0.0
+
+// The timing harness all Go peers share.
+replace goctx/bench/goharness => ../goharness

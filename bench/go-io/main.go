@@ -21,115 +21,14 @@ package main
 
 import (
 	"fmt"
+	"goctx/bench/goharness"
 	"io"
-	"math"
 	"net"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
-
-var (
-	minTime = 500 * time.Millisecond
-	nRuns   = 3
-	only    map[string]bool
-)
-
-func init() {
-	if v := os.Getenv("BENCH_MIN_TIME_MS"); v != "" {
-		if ms, err := strconv.Atoi(v); err == nil && ms > 0 {
-			minTime = time.Duration(ms) * time.Millisecond
-		}
-	}
-	if v := os.Getenv("BENCH_RUNS"); v != "" {
-		if r, err := strconv.Atoi(v); err == nil && r > 0 {
-			nRuns = r
-		}
-	}
-	if v := os.Getenv("BENCH_OPS"); v != "" {
-		only = map[string]bool{}
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				only[s] = true
-			}
-		}
-	}
-}
-
-func wanted(op string) bool { return only == nil || only[op] }
-
-type runResult struct {
-	n             int
-	d             time.Duration
-	bytes, allocs uint64
-}
-
-func timedRun(body func(n int), n int) runResult {
-	var m0, m1 runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&m0)
-	t0 := time.Now()
-	body(n)
-	d := time.Since(t0)
-	runtime.ReadMemStats(&m1)
-	return runResult{n, d, m1.TotalAlloc - m0.TotalAlloc, m1.Mallocs - m0.Mallocs}
-}
-
-func num(x float64) string {
-	s := strconv.FormatFloat(x, 'f', 2, 64)
-	s = strings.TrimRight(s, "0")
-	s = strings.TrimSuffix(s, ".")
-	if s == "-0" || s == "" {
-		s = "0"
-	}
-	return s
-}
-
-func bench(op string, body func(n int)) {
-	if !wanted(op) {
-		return
-	}
-	start := time.Now()
-	n := 1
-	var r runResult
-	for {
-		r = timedRun(body, n)
-		if r.d >= minTime {
-			break
-		}
-		next := n * 100
-		if r.d > 0 {
-			next = int(float64(n) * 1.2 * float64(minTime) / float64(r.d))
-		}
-		if next > n*100 {
-			next = n * 100
-		}
-		if next <= n {
-			next = n + 1
-		}
-		n = next
-	}
-	runs := []runResult{r}
-	for len(runs) < nRuns {
-		runs = append(runs, timedRun(body, n))
-	}
-	best := math.Inf(1)
-	var ops, bytes, allocs float64
-	for _, x := range runs {
-		if ns := float64(x.d.Nanoseconds()) / float64(x.n); ns < best {
-			best = ns
-		}
-		ops += float64(x.n)
-		bytes += float64(x.bytes)
-		allocs += float64(x.allocs)
-	}
-	fmt.Printf("BENCH %s %.2f %s %s\n", op, best, num(bytes/ops), num(allocs/ops))
-	fmt.Fprintf(os.Stderr, "go-io: %-26s done in %.1fs\n", op, time.Since(start).Seconds())
-}
-
 
 const chunk = 4096
 
@@ -168,7 +67,7 @@ func opRead() {
 	}
 	w := os.NewFile(uintptr(p[1]), "w")
 	rfd := p[0]
-	bench("io_read_ready_bare", readBody(func(b []byte) (int, error) { return syscall.Read(rfd, b) }, w, rfd))
+	goharness.Bench("io_read_ready_bare", readBody(func(b []byte) (int, error) { return syscall.Read(rfd, b) }, w, rfd))
 	syscall.Close(rfd)
 	w.Close()
 
@@ -178,7 +77,7 @@ func opRead() {
 		panic(err)
 	}
 	r.SetReadDeadline(time.Now().Add(time.Hour))
-	bench("io_read_ready_ctx", readBody(r.Read, w2, 0))
+	goharness.Bench("io_read_ready_ctx", readBody(r.Read, w2, 0))
 	r.Close()
 	w2.Close()
 }
@@ -194,7 +93,7 @@ func fileConn(fd int) net.Conn {
 }
 
 func opPingpong() {
-	if !wanted("io_pingpong_socketpair") {
+	if !goharness.Wanted("io_pingpong_socketpair") {
 		return
 	}
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
@@ -215,7 +114,7 @@ func opPingpong() {
 		}
 	}()
 	buf := make([]byte, 64)
-	bench("io_pingpong_socketpair", func(n int) {
+	goharness.Bench("io_pingpong_socketpair", func(n int) {
 		for i := 0; i < n; i++ {
 			a.SetDeadline(time.Now().Add(time.Second))
 			if _, err := a.Write(buf); err != nil {
@@ -231,6 +130,7 @@ func opPingpong() {
 }
 
 func main() {
+	goharness.Tag = "go-io"
 	fmt.Fprintf(os.Stderr, "go-io: %s GOMAXPROCS=%d\n", runtime.Version(), runtime.GOMAXPROCS(0))
 	opRead()
 	opPingpong()

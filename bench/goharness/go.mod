@@ -1,0 +1,3 @@
+module goctx/bench/goharness
+
+go 1.19
