@@ -36,7 +36,6 @@
  * Built without libFuzzer (GOCTX_FUZZ_STANDALONE), main() replays the files
  * and directories named on the command line.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -47,7 +46,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "goctx.h"
@@ -1329,51 +1327,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef GOCTX_FUZZ_STANDALONE
-/* Replay mode, for compilers without libFuzzer: run each file named, and
- * each file in each directory named. */
-static int run_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		perror(path);
-		return 1;
-	}
-	static uint8_t buf[1 << 16];
-	size_t n = fread(buf, 1, sizeof buf, f);
-	fclose(f);
-	LLVMFuzzerTestOneInput(buf, n);
-	return 0;
-}
-
-int main(int argc, char **argv)
-{
-	int runs = 0, bad = 0;
-	for (int a = 1; a < argc; a++) {
-		struct stat st;
-		if (stat(argv[a], &st) != 0) {
-			perror(argv[a]);
-			bad++;
-			continue;
-		}
-		if (!S_ISDIR(st.st_mode)) {
-			bad += run_file(argv[a]);
-			runs++;
-			continue;
-		}
-		DIR *d = opendir(argv[a]);
-		struct dirent *e;
-		while (d && (e = readdir(d))) {
-			if (e->d_name[0] == '.')
-				continue;
-			char path[4096];
-			snprintf(path, sizeof path, "%s/%s", argv[a], e->d_name);
-			bad += run_file(path);
-			runs++;
-		}
-		if (d)
-			closedir(d);
-	}
-	printf("goctx-fuzz (replay): %d inputs, %d unreadable\n", runs, bad);
-	return bad ? 1 : 0;
-}
+#define GOCTX_FUZZ_NAME "goctx-fuzz"
+#include "replay.h"
 #endif
