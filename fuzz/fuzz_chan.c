@@ -399,6 +399,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	in = data;
 	in_len = size;
 	in_pos = 0;
+	ctx_flush_cache(); /* counts without this thread's cached nodes */
 	long base = atomic_load(&n_alloc) - atomic_load(&n_free);
 	live_ctx = ctx_with_cancel(ctx_background(), &live_cancel);
 	done_ctx = ctx_with_cancel(ctx_background(), &done_cancel);
@@ -426,6 +427,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ctx_cancel(live_cancel);
 	ctx_release(live_ctx);
 	ctx_release(done_ctx);
+	ctx_flush_cache();
 	CHECK(atomic_load(&n_alloc) - atomic_load(&n_free) == base);
 	return 0;
 }

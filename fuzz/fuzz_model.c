@@ -1310,6 +1310,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	m_collect();
 	for (int i = 2; i < nn; i++)
 		CHECK(M[i].freed, "model: node %d not freed at the end", i);
+	ctx_flush_cache(); /* this thread's cached nodes back to the allocator */
 	CHECK(wait_for(no_live_allocs), "leak: %ld allocations live after releasing everything",
 	      live_allocs());
 	for (int r = 0; r < nr; r++)

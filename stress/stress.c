@@ -615,6 +615,7 @@ static void run_round(int nthreads, uint64_t *s)
 	}
 	for (int i = n - 1; i >= 0; i--)
 		ctx_release(nodes[i].c);
+	ctx_flush_cache(); /* the workers have exited (their caches with them); now this one */
 	CHECK(wait_for(nothing_live), "%ld allocations live after the round", atomic_load(&live));
 	for (int i = 0; i < n; i++)
 		atomic_store(&nodes[i].ready, false);

@@ -51,7 +51,15 @@
 /* ---- counting allocator --------------------------------------------------
  * Installed by a group setup before the first context of the program is made.
  * ut_mark() (a per-test setup) records the live count; ut_assert_no_leak()
- * checks that the test gave everything back. */
+ * checks that the test gave everything back.
+ *
+ * The library keeps freed nodes in a per-thread cache (src/ctx/cache.c) and
+ * gives them back to this allocator only when the thread exits or calls
+ * ctx_flush_cache(). So ut_live() flushes the calling thread's cache first:
+ * the count is then exact for everything done on the calling thread, on
+ * threads that have exited (joined), and on the library's timer thread
+ * (which does not cache). A thread still running keeps what it freed until
+ * it flushes or exits. */
 
 static atomic_long ut_allocs UT_UNUSED; /* successful allocations */
 static atomic_long ut_frees UT_UNUSED;  /* frees of non-NULL pointers */
@@ -78,7 +86,33 @@ static inline void ut_free(void *p)
 	free(p);
 }
 
-static inline long ut_live(void) { return atomic_load(&ut_allocs) - atomic_load(&ut_frees); }
+static inline long ut_live(void)
+{
+	ctx_flush_cache();
+	return atomic_load(&ut_allocs) - atomic_load(&ut_frees);
+}
+
+/* Make the next n allocations fail. The calling thread's node cache is
+ * flushed first, so a constructor's node cannot come from it. */
+static inline void ut_fail_allocs(int n)
+{
+	ctx_flush_cache();
+	atomic_store(&ut_fail_next, n);
+}
+
+/* The allocator's counts once the calling thread's node cache is flushed:
+ * right after ut_allocs_now(), the next constructor calls the allocator. */
+static inline long ut_allocs_now(void)
+{
+	ctx_flush_cache();
+	return atomic_load(&ut_allocs);
+}
+
+static inline long ut_frees_now(void)
+{
+	ctx_flush_cache();
+	return atomic_load(&ut_frees);
+}
 
 /* Install the counting allocator outside cmocka's group setup; must run
  * before any context exists. */

@@ -266,9 +266,21 @@ uint32_t ctx__published(const struct ctx__cnode *c, uint32_t s);
 /* ---- wait.c: ctx_wait, ctx_sleep (public) ---- */
 /* ---- format.c: ctx_strerror, ctx_format (public) ---- */
 
-/* ---- leak.c: nodes (tracked for the GOCTX_LEAKS report when on) ---- */
+/* ---- leak.c: the GOCTX_LEAKS report ---- */
+/* Whether GOCTX_LEAKS is on (read once, before the first node). */
+bool ctx__leak_tracking(void);
+/* A node tracked for the report (on only); freed by ctx__leak_free. */
+void *ctx__leak_alloc(size_t size, const void *where);
+void ctx__leak_free(void *node);
+
+/* ---- cache.c: nodes, through a per-thread cache of freed ones ---- */
+/* A node of `size` bytes for a constructor called from `where`. */
 void *ctx__node_alloc(size_t size, const void *where);
+/* Free a node made by ctx__node_alloc; its header (kind) must be intact:
+ * the kind says the size (see cache.c). */
 void ctx__node_free(void *node);
+/* Stop caching on this thread (and flush): for threads that never exit. */
+void ctx__cache_off(void);
 
 /* ---- ctx.c (the tree) ---- */
 /* A cancelable node of `size` bytes (a struct starting with struct

@@ -1,8 +1,8 @@
-/* leak.c: node allocation, and the opt-in report of contexts still alive
- * at exit (GOCTX_LEAKS=1), for finding a missing ctx_release or ctx_cancel.
+/* leak.c: the opt-in report of contexts still alive at exit
+ * (GOCTX_LEAKS=1), for finding a missing ctx_release or ctx_cancel.
  *
- * Off (the default), a node is a plain ctx__alloc. On, each node is
- * preceded by a `struct track` in one doubly linked list guarded by
+ * Off (the default), a node is a plain ctx__alloc, through the per-thread
+ * cache of cache.c. On, the cache is off and each node is preceded by a `struct track` in one doubly linked list guarded by
  * `lock`, recording the address that called the constructor, and an atexit
  * handler prints what is left. The mode is read from the environment once,
  * before the first node exists, and never changes afterwards, so a node's
@@ -68,12 +68,15 @@ static void init(void)
 	atomic_store_explicit(&settled, true, memory_order_release);
 }
 
-void *ctx__node_alloc(size_t size, const void *where)
+bool ctx__leak_tracking(void)
 {
 	if (!atomic_load_explicit(&settled, memory_order_acquire))
 		pthread_once(&once, init);
-	if (!on)
-		return ctx__alloc(size);
+	return on;
+}
+
+void *ctx__leak_alloc(size_t size, const void *where)
+{
 	struct track *t = ctx__alloc(sizeof *t + size);
 	if (!t)
 		return NULL;
@@ -87,13 +90,8 @@ void *ctx__node_alloc(size_t size, const void *where)
 	return t + 1;
 }
 
-void ctx__node_free(void *node)
+void ctx__leak_free(void *node)
 {
-	/* `on` was settled before this node was allocated. */
-	if (!on) {
-		ctx__free(node);
-		return;
-	}
 	struct track *t = (struct track *)node - 1;
 	pthread_mutex_lock(&lock);
 	t->prev->next = t->next;

@@ -26,4 +26,7 @@ size_t ctx__timers_pending(void);
  * that can never be done. */
 size_t ctx__children_count(const ctx_t *ctx);
 
+/* How many freed nodes the calling thread's cache holds (cache.c). */
+size_t ctx__cache_held(void);
+
 #endif

@@ -217,6 +217,7 @@ static void heap_remove(struct ctx__timer *t)
 static void *timer_main(void *arg)
 {
 	(void)arg;
+	ctx__cache_off(); /* this thread never exits: no cache to flush (cache.c) */
 	pthread_mutex_lock(&q.lock);
 	for (;;) {
 		/* Read before looking at anything a waker changes (see top). */

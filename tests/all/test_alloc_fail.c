@@ -73,6 +73,16 @@ static void fa_free(void *p)
 	pthread_mutex_unlock(&live_lock);
 }
 
+/* The live count, once this thread's node cache (src/ctx/cache.c) has given
+ * back what it holds. Every attempt of a walk starts with it, so the call's
+ * nodes come from the allocator (an empty cache) and each one can be failed;
+ * and it ends with it, so what the call freed is counted as freed. */
+static long live_now(void)
+{
+	ctx_flush_cache();
+	return atomic_load(&n_live);
+}
+
 /* The live count once it is back to `want`: the timer thread may still be
  * dropping its reference to a context whose deadline it fired. Bounded. */
 static long live_settled(long want)
@@ -80,6 +90,7 @@ static long live_settled(long want)
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 30;
+	ctx_flush_cache(); /* before live_lock: fa_free takes it */
 	pthread_mutex_lock(&live_lock);
 	while (atomic_load(&n_live) != want)
 		if (pthread_cond_timedwait(&live_cond, &live_lock, &until) == ETIMEDOUT)
@@ -132,7 +143,7 @@ static void undo(struct attempt *a)
  * with a cause (unless the parent is done already) and released. */
 static void still_works(ctx_t *parent)
 {
-	long live = atomic_load(&n_live);
+	long live = live_now();
 	ctx_cancel_t *h = NULL;
 	ctx_t *c = ctx_with_cancel(parent, &h);
 	assert_non_null(c);
@@ -143,14 +154,14 @@ static void still_works(ctx_t *parent)
 	assert_int_equal(ctx_cause(c), perr ? pcause : 4242);
 	assert_int_equal(ctx_wait(c, 0), ECANCELED);
 	ctx_release(c);
-	assert_int_equal(atomic_load(&n_live), live);
+	assert_int_equal(live_now(), live);
 }
 
 /* Walk every allocation site of `call` under `parent`; returns how many. */
 static int walk(const char *what, ctx_t *parent, call_fn call)
 {
 	for (int n = 1;; n++) {
-		long live = atomic_load(&n_live);
+		long live = live_now();
 		size_t kids = ctx__children_count(parent);
 		size_t timers = ctx__timers_pending();
 		int fv = atomic_load(&free_val_calls), ac = atomic_load(&after_calls);
@@ -168,7 +179,7 @@ static int walk(const char *what, ctx_t *parent, call_fn call)
 			if (hit)
 				fail_msg("%s: allocation %d failed, yet the call succeeded", what, n);
 			undo(&a);
-			assert_int_equal(atomic_load(&n_live), live);
+			assert_int_equal(live_now(), live);
 			sites_walked += n - 1;
 			print_message("  %-44s %d allocation site(s)\n", what, n - 1);
 			still_works(parent);
@@ -178,7 +189,7 @@ static int walk(const char *what, ctx_t *parent, call_fn call)
 			fail_msg("%s: failed (err %d) with no allocation failing", what, a.err);
 		if (a.err != ENOMEM)
 			fail_msg("%s: allocation %d failed with error %d, not ENOMEM", what, n, a.err);
-		assert_int_equal(atomic_load(&n_live), live);
+		assert_int_equal(live_now(), live);
 		assert_int_equal(ctx__children_count(parent), kids);
 		assert_int_equal(ctx__timers_pending(), timers);
 		assert_int_equal(atomic_load(&free_val_calls), fv);
@@ -406,7 +417,7 @@ static void drop_parent(struct parent *p)
 
 static void walk_all_parents(const char *what, call_fn call, int *sites_under_live)
 {
-	long live = atomic_load(&n_live);
+	long live = live_now();
 	for (int w = 0; w < NPARENTS; w++) {
 		struct parent p;
 		make_parent(&p, w);
@@ -417,7 +428,7 @@ static void walk_all_parents(const char *what, call_fn call, int *sites_under_li
 			*sites_under_live = s;
 		drop_parent(&p);
 	}
-	assert_int_equal(atomic_load(&n_live), live);
+	assert_int_equal(live_now(), live);
 }
 
 /* ---- the companions' calls ---- */
@@ -565,7 +576,7 @@ static void test_constructors(void **state)
 	assert_true(s >= 1);
 
 	/* Under a parent with an earlier deadline (the WithCancel path). */
-	long live = atomic_load(&n_live);
+	long live = live_now();
 	ctx_cancel_t *h;
 	ctx_t *p = ctx_with_timeout(ctx_background(), 3600 * CTX_SECOND, &h);
 	assert_non_null(p);
@@ -573,7 +584,7 @@ static void test_constructors(void **state)
 	                 call_deadline_later_than_parent) >= 1);
 	ctx_cancel(h);
 	ctx_release(p);
-	assert_int_equal(atomic_load(&n_live), live);
+	assert_int_equal(live_now(), live);
 }
 
 static void test_value_failure_keeps_val(void **state)
@@ -619,7 +630,7 @@ static void test_after_func(void **state)
 static void test_cancel_dup_and_done_fd(void **state)
 {
 	(void)state;
-	long live = atomic_load(&n_live);
+	long live = live_now();
 	ctx_t *p = ctx_with_cancel(ctx_background(), &parent_handle);
 	assert_non_null(p);
 	/* Both need no allocation of their own (a dup is a reference, the
@@ -628,7 +639,7 @@ static void test_cancel_dup_and_done_fd(void **state)
 	walk_all_parents("ctx_done_fd on a new child", call_done_fd, NULL);
 	ctx_cancel(parent_handle);
 	ctx_release(p);
-	assert_int_equal(atomic_load(&n_live), live);
+	assert_int_equal(live_now(), live);
 }
 
 /* ---- the channel module ---- */
@@ -638,7 +649,7 @@ static void test_cancel_dup_and_done_fd(void **state)
 static int walk_int(const char *what, int (*call)(void), int ok)
 {
 	for (int n = 1;; n++) {
-		long live = atomic_load(&n_live);
+		long live = live_now();
 		atomic_store(&fail_hit, false);
 		atomic_store(&fail_in, n);
 		int r = call();
@@ -906,7 +917,7 @@ static void test_io(void **state)
 static void test_nothing_left(void **state)
 {
 	(void)state;
-	assert_int_equal(atomic_load(&n_live), 0);
+	assert_int_equal(live_now(), 0);
 	assert_int_equal(ctx__timers_pending(), 0);
 	assert_int_equal(ctx_set_allocator(fa_alloc, fa_free), EBUSY);
 	print_message("  %ld allocation sites failed on purpose in all\n", sites_walked);

@@ -49,20 +49,20 @@ static void free_val(void *v)
 static void test_allocator_counts_everything(void **state)
 {
 	(void)state;
-	long a0 = atomic_load(&ut_allocs);
+	long a0 = ut_allocs_now();
 	ctx_cancel_t *cancel;
 	ctx_t *c = ctx_with_cancel(ctx_background(), &cancel);
-	assert_true(atomic_load(&ut_allocs) > a0);
-	long a1 = atomic_load(&ut_allocs);
+	assert_true(ut_allocs_now() > a0);
+	long a1 = ut_allocs_now();
 	ctx_t *v = ctx_with_value(c, &key1, &val1, NULL);
-	assert_true(atomic_load(&ut_allocs) > a1);
-	long a2 = atomic_load(&ut_allocs);
+	assert_true(ut_allocs_now() > a1);
+	long a2 = ut_allocs_now();
 	ctx_t *w = ctx_without_cancel(v);
-	assert_true(atomic_load(&ut_allocs) > a2);
-	long a3 = atomic_load(&ut_allocs);
+	assert_true(ut_allocs_now() > a2);
+	long a3 = ut_allocs_now();
 	ctx_cancel_t *tc;
 	ctx_t *t = ctx_with_timeout(c, CTX_SECOND * 3600, &tc);
-	assert_true(atomic_load(&ut_allocs) > a3);
+	assert_true(ut_allocs_now() > a3);
 	assert_true(ut_live() > baseline);
 	ctx_cancel(tc);
 	ctx_release(t);
@@ -81,18 +81,18 @@ static void test_set_allocator_busy(void **state)
 	ctx_cancel_t *cancel;
 	ctx_t *live = ctx_with_cancel(ctx_background(), &cancel);
 	assert_int_equal(ctx_set_allocator(malloc, free), EBUSY);
-	long a0 = atomic_load(&ut_allocs);
+	long a0 = ut_allocs_now();
 	ctx_t *c = ctx_with_cancel(live, NULL);
 	assert_non_null(c);
-	assert_true(atomic_load(&ut_allocs) > a0);
+	assert_true(ut_allocs_now() > a0);
 	ctx_release(c);
 	ctx_cancel(cancel);
 	ctx_release(live);
 	/* Still EBUSY with no context left alive. */
 	assert_int_equal(ctx_set_allocator(malloc, free), EBUSY);
-	a0 = atomic_load(&ut_allocs);
+	a0 = ut_allocs_now();
 	c = ctx_with_cancel(ctx_background(), NULL);
-	assert_true(atomic_load(&ut_allocs) > a0);
+	assert_true(ut_allocs_now() > a0);
 	ctx_release(c);
 	assert_balanced();
 }
@@ -104,9 +104,9 @@ static void test_set_allocator_einval(void **state)
 	assert_int_equal(ctx_set_allocator(malloc, NULL), EINVAL);
 	assert_int_equal(ctx_set_allocator(NULL, NULL), EINVAL);
 	/* Nothing changed. */
-	long a0 = atomic_load(&ut_allocs);
+	long a0 = ut_allocs_now();
 	ctx_t *c = ctx_with_cancel(ctx_background(), NULL);
-	assert_true(atomic_load(&ut_allocs) > a0);
+	assert_true(ut_allocs_now() > a0);
 	ctx_release(c);
 	assert_balanced();
 }
@@ -174,11 +174,11 @@ static void test_child_keeps_parent(void **state)
 	ctx_t *p = ctx_with_value(ctx_background(), &key1, &val1, free_val);
 	ctx_t *q = ctx_with_cancel(p, NULL);
 	ctx_t *child = ctx_with_value(q, &key1 + 1, NULL, NULL);
-	long frees = atomic_load(&ut_frees);
+	long frees = ut_frees_now();
 	ctx_release(p);
 	ctx_release(q);
 	/* Nothing freed: the child holds its parents. */
-	assert_int_equal(atomic_load(&ut_frees), frees);
+	assert_int_equal(ut_frees_now(), frees);
 	assert_int_equal(atomic_load(&free_val_calls), 0);
 	assert_ptr_equal(ctx_value(child, &key1), &val1);
 	assert_int_equal(ctx_err(child), 0);
@@ -262,11 +262,11 @@ static void test_cancel_handle_keeps_alive(void **state)
 	ctx_cancel_t *tc, *cc;
 	ctx_t *t = ctx_with_timeout(p, 3600 * CTX_SECOND, &tc);
 	ctx_t *c = ctx_with_cancel(p, &cc);
-	long frees = atomic_load(&ut_frees);
+	long frees = ut_frees_now();
 	ctx_release(t);
 	ctx_release(c);
 	/* The handles still hold them: nothing freed, still linked, armed. */
-	assert_int_equal(atomic_load(&ut_frees), frees);
+	assert_int_equal(ut_frees_now(), frees);
 	assert_int_equal(ctx__children_count(p), 2);
 	assert_int_equal(ctx__timers_pending(), pending + 1);
 	ctx_cancel(tc);
@@ -274,7 +274,7 @@ static void test_cancel_handle_keeps_alive(void **state)
 	assert_int_equal(ctx__children_count(p), 1);
 	ctx_cancel(cc);
 	assert_int_equal(ctx__children_count(p), 0);
-	assert_true(atomic_load(&ut_frees) >= frees + 2);
+	assert_true(ut_frees_now() >= frees + 2);
 	ctx_cancel(pc);
 	ctx_release(p);
 	assert_balanced();
@@ -304,18 +304,18 @@ static void test_cancel_dup(void **state)
 	ctx_t *c = ctx_with_cancel(ctx_background(), &h1);
 	ctx_cancel_t *h2 = ctx_cancel_dup(h1);
 	assert_non_null(h2);
-	long frees = atomic_load(&ut_frees);
+	long frees = ut_frees_now();
 	ctx_release(c);
 	/* The second handle cancels: it works. */
 	ctx_cancel_cause(h2, 42);
 	assert_int_equal(ctx_err(c), ECANCELED);
 	assert_int_equal(ctx_cause(c), 42);
 	/* The first handle still holds the context. */
-	assert_int_equal(atomic_load(&ut_frees), frees);
+	assert_int_equal(ut_frees_now(), frees);
 	ctx_cancel(h1); /* does nothing to the err/cause; frees */
 	assert_balanced();
 	/* Freed once: never more frees than allocations. */
-	assert_true(atomic_load(&ut_frees) <= atomic_load(&ut_allocs));
+	assert_true(ut_frees_now() <= ut_allocs_now());
 }
 
 static void test_cancel_dup_first_handle_cancels(void **state)
@@ -355,25 +355,25 @@ static void test_enomem_leaves_nothing(void **state)
 	atomic_store(&free_val_calls, 0);
 
 	ctx_cancel_t *h = (ctx_cancel_t *)&h;
-	atomic_store(&ut_fail_next, 1);
+	ut_fail_allocs(1);
 	errno = 0;
 	assert_null(ctx_with_cancel(p, &h));
 	assert_int_equal(errno, ENOMEM);
 
 	size_t pending = ctx__timers_pending();
-	atomic_store(&ut_fail_next, 1);
+	ut_fail_allocs(1);
 	errno = 0;
 	assert_null(ctx_with_timeout(p, CTX_SECOND, NULL));
 	assert_int_equal(errno, ENOMEM);
 	assert_int_equal(ctx__timers_pending(), pending);
 
-	atomic_store(&ut_fail_next, 1);
+	ut_fail_allocs(1);
 	errno = 0;
 	assert_null(ctx_with_value(p, &key1, &val1, free_val));
 	assert_int_equal(errno, ENOMEM);
 	assert_int_equal(atomic_load(&free_val_calls), 0);
 
-	atomic_store(&ut_fail_next, 1);
+	ut_fail_allocs(1);
 	errno = 0;
 	assert_null(ctx_without_cancel(p));
 	assert_int_equal(errno, ENOMEM);

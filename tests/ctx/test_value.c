@@ -263,7 +263,7 @@ static void test_free_val_not_called_on_failure(void **state)
 	ctx_cancel_t *h;
 	ctx_t *p = ctx_with_cancel(ctx_background(), &h);
 	long live0 = ut_live();
-	atomic_store(&ut_fail_next, 1);
+	ut_fail_allocs(1);
 	errno = 0;
 	assert_null(ctx_with_value(p, &key1, &v_a, count_free));
 	assert_int_equal(errno, ENOMEM);
@@ -290,9 +290,9 @@ static void test_set_allocator_later_ebusy(void **state)
 	(void)state;
 	ctx_t *v = ctx_with_value(ctx_background(), &key1, &v_a, NULL);
 	assert_int_equal(ctx_set_allocator(other_alloc, other_free), EBUSY);
-	long allocs0 = atomic_load(&ut_allocs);
+	long allocs0 = ut_allocs_now();
 	ctx_t *w = ctx_with_value(v, &key2, &v_b, NULL);
-	assert_int_equal(atomic_load(&ut_allocs), allocs0 + 1);
+	assert_int_equal(ut_allocs_now(), allocs0 + 1);
 	ctx_release(w);
 	ctx_release(v);
 	ut_assert_no_leak();

@@ -91,11 +91,11 @@ static void test_read_ready_fast_path(void **state)
 		assert_int_equal(write(p[1], "hello", 5), 5);
 		ctx_cancel_t *cancel;
 		ctx_t *c = timeout_ctx(10000, &cancel);
-		long allocs = atomic_load(&ut_allocs);
+		long allocs = ut_allocs_now();
 		char buf[16];
 		assert_int_equal(ctx_read(c, p[0], buf, sizeof buf), 5);
 		/* Nothing registered, nothing allocated. */
-		assert_int_equal(atomic_load(&ut_allocs), allocs);
+		assert_int_equal(ut_allocs_now(), allocs);
 		assert_int_equal(ctx__children_count(c), 0);
 		assert_memory_equal(buf, "hello", 5);
 		assert_int_equal(flags(p[0]), fl);

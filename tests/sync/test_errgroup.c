@@ -199,13 +199,13 @@ static int mark_ran(ctx_t *g, void *arg)
 static void test_enomem(void **state)
 {
 	(void)state;
-	atomic_store(&ut_fail_next, 1);
+	ut_fail_allocs(1);
 	errno = 0;
 	ctx_t *g = (ctx_t *)&g;
 	assert_null(ctx_errgroup_new(ctx_background(), &g));
 	assert_int_equal(errno, ENOMEM);
 	assert_null(g);
-	atomic_store(&ut_fail_next, 2); /* the node after the group */
+	ut_fail_allocs(2); /* the node after the group */
 	assert_null(ctx_errgroup_new(ctx_background(), &g));
 	assert_int_equal(errno, ENOMEM);
 	atomic_store(&ut_fail_next, 0);
@@ -214,7 +214,7 @@ static void test_enomem(void **state)
 	assert_int_equal(ctx_errgroup_set_limit(eg, 1), 0);
 	atomic_store(&enomem_ran, 0);
 	for (int k = 1; k <= 2; k++) {
-		atomic_store(&ut_fail_next, k);
+		ut_fail_allocs(k);
 		int e = ctx_errgroup_go(eg, mark_ran, NULL);
 		atomic_store(&ut_fail_next, 0);
 		if (e == 0)

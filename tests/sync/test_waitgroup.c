@@ -174,7 +174,7 @@ static void test_wait_ctx_enomem(void **state)
 	ctx_t *c = ctx_with_cancel(ctx_background(), &cancel);
 	ctx_waitgroup_t wg = CTX_WAITGROUP_INIT;
 	assert_int_equal(ctx_waitgroup_add(&wg, 1), 0);
-	atomic_store(&ut_fail_next, 1);
+	ut_fail_allocs(1);
 	assert_int_equal(ctx_waitgroup_wait(&wg, c), ENOMEM);
 	atomic_store(&ut_fail_next, 0);
 	assert_int_equal(ctx__children_count(c), 0);
@@ -211,7 +211,7 @@ static void test_go_and_reuse(void **state)
 	/* The only allocation is the start record of a new thread (none when
 	 * a cached thread takes the call); on ENOMEM the counter is unchanged
 	 * and fn never runs. */
-	atomic_store(&ut_fail_next, 1);
+	ut_fail_allocs(1);
 	int r = ctx_waitgroup_go(&wg, bump, NULL);
 	atomic_store(&ut_fail_next, 0);
 	assert_true(r == 0 || r == ENOMEM);

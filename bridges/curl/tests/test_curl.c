@@ -573,7 +573,7 @@ static void t_remove_while_queued(void **state)
 	ctx_release(x1);
 	/* Out of goctx memory: the handle is not left in the multi. */
 	ctx_t *x3 = ctx_with_cancel(ctx_background(), &c1);
-	atomic_store(&ut_fail_next, 1); /* the after-func */
+	ut_fail_allocs(1); /* the after-func */
 	errno = 0;
 	assert_null(ctx_curl_multi_add(cm, e1, x3));
 	atomic_store(&ut_fail_next, 0);

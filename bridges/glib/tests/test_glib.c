@@ -640,10 +640,12 @@ static void t_enomem(void **state)
 	ctx_cancel_t *cancel;
 	ctx_t *ctx = ctx_with_cancel(ctx_background(), &cancel);
 	long live = ut_live();
+	ctx_flush_cache(); /* no node from the cache */
 	atomic_store(&fail_countdown, 1);
 	errno = 0;
 	assert_null(ctx_glib_cancellable_new(ctx));
 	assert_int_equal(errno, ENOMEM);
+	ctx_flush_cache(); /* no node from the cache */
 	atomic_store(&fail_countdown, 1);
 	errno = 0;
 	assert_null(ctx_glib_source_new(ctx));
@@ -658,6 +660,7 @@ static void t_enomem(void **state)
 	guint sig = g_signal_lookup("cancelled", G_TYPE_CANCELLABLE);
 	for (int n = 1; n <= 3; n++) {
 		ctx_cancel_t *cc = (ctx_cancel_t *)&cc;
+		ctx_flush_cache(); /* no node from the cache */
 		atomic_store(&fail_countdown, n);
 		errno = 0;
 		ctx_t *x = ctx_glib_with_cancellable(ctx, c, &cc);
@@ -675,6 +678,7 @@ static void t_enomem(void **state)
 		}
 	}
 	/* The same without a handle for the caller. */
+	ctx_flush_cache(); /* no node from the cache */
 	atomic_store(&fail_countdown, 2);
 	errno = 0;
 	assert_null(ctx_glib_with_cancellable(ctx, c, NULL));

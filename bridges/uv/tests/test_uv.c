@@ -808,7 +808,7 @@ static void t_start_enomem(void **state)
 	assert_int_equal(ctx_uv_watch_init(&l.loop, &w), 0);
 	w.data = &s;
 	long live = ut_live();
-	atomic_store(&ut_fail_next, 1); /* the after-func's registration */
+	ut_fail_allocs(1); /* the after-func's registration */
 	assert_int_equal(ctx_uv_watch_start(&w, ctx, record), UV_ENOMEM);
 	atomic_store(&ut_fail_next, 0);
 	assert_int_equal(ut_live(), live);

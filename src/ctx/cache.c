@@ -1,0 +1,222 @@
+/* cache.c: node allocation, through a per-thread cache of freed nodes.
+ *
+ * A context node is allocated and freed once per constructor, and malloc's
+ * round trip (plus whatever allocator a program installs) was a third of
+ * `ctx_with_cancel + cancel + release`. So each thread keeps the nodes it
+ * frees, on one singly linked list per node size (class), and its next
+ * constructor of that size takes one back: no allocator call, no atomic.
+ *
+ * Classes: the node types whose size is fixed by their kind (WITHOUT, VALUE,
+ * CANCEL, AFTER, TIMER: 24, 48, 64, 72, 96 bytes on 64-bit Linux). EXT and
+ * MERGE nodes (sized by their caller) are never cached. A free finds the
+ * class from the node's kind, an allocation from the size asked for; both
+ * name the same class because each of these kinds is only ever allocated
+ * at its own struct's size (ctx.c, after.c). Two kinds of one size (as on
+ * some 32-bit targets) share the first class of that size.
+ *
+ * Invariants (tests/ctx/test_cache.c checks each):
+ *  1. Every cached node came from ctx__alloc (the installed allocator) and
+ *     goes back through ctx__free (the same allocator's free): the allocator
+ *     cannot change once anything was allocated (ctx_set_allocator: EBUSY),
+ *     and a cache can only be non-empty after an allocation. So the pair set
+ *     with ctx_set_allocator sees every allocation, and after a flush it has
+ *     seen the free of every node no longer in use.
+ *  2. Flush: ctx_flush_cache() frees the calling thread's cache; a thread's
+ *     exit does (pthread key destructor, which also switches the exiting
+ *     thread to direct frees, so later destructors that release contexts
+ *     leave nothing behind). Not flushed: a thread that ends the process
+ *     (exit(), return from main): the nodes go with the process, still
+ *     reachable through its thread-local storage.
+ *  3. Bounded: a thread holds at most CACHE_BYTES of nodes; a free beyond
+ *     that goes straight to the allocator.
+ *  4. Owner only: a cache is touched only by its own thread, so it needs no
+ *     lock or atomic. A node freed on another thread than the one that
+ *     allocated it goes into the freeing thread's cache (a node is freed by
+ *     whoever drops the last reference, as before): a producer/consumer pair
+ *     just keeps the consumer's cache full and the producer's empty, each
+ *     bounded by 3. The reference count's acq_rel release orders every use
+ *     of the node before its reuse, as it ordered them before free() before.
+ *  5. Threads that never exit do not cache: the library's timer thread
+ *     turns its cache off (ctx__cache_off) when it starts, so nodes it frees
+ *     reach the allocator at once and no flush needs to reach it.
+ *  6. GOCTX_LEAKS=1: no cache at all; every node is tracked (leak.c). The
+ *     mode is settled before the first node exists and never changes.
+ *  7. fork(): the child's only thread keeps a copy of its cache, valid in
+ *     the child (same allocator, copied heap); the other threads' caches are
+ *     lost in the child with everything else those threads held.
+ *  8. Failure injection: a node taken from the cache makes no allocator
+ *     call, so it cannot fail; a test that walks every allocation site (or
+ *     counts allocations) flushes first, and then every constructor's node
+ *     comes from the allocator again.
+ *  9. Under AddressSanitizer a cached node is poisoned, so a use after the
+ *     last release is still reported.
+ */
+#include <pthread.h>
+#include <stddef.h>
+
+#include "internal.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CACHE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CACHE_ASAN 1
+#endif
+#endif
+#ifdef CACHE_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* Per thread: 64 KiB, e.g. 1024 cancelable nodes. */
+#define CACHE_BYTES (64u * 1024u)
+
+enum { NCLASS = 5 };
+static const size_t class_size[NCLASS] = {
+	sizeof(struct ctx__cnode), sizeof(struct ctx__value), sizeof(struct ctx__timer),
+	sizeof(struct ctx__after), sizeof(struct ctx),
+};
+
+/* The class of a node of `size` bytes, or -1. Constant-folded when size is. */
+static inline int class_of(size_t size)
+{
+	for (int k = 0; k < NCLASS; k++)
+		if (class_size[k] == size)
+			return k;
+	return -1;
+}
+
+static inline int class_of_kind(unsigned kind)
+{
+	switch (kind) {
+	case CTX__CANCEL: return class_of(sizeof(struct ctx__cnode));
+	case CTX__VALUE: return class_of(sizeof(struct ctx__value));
+	case CTX__TIMER: return class_of(sizeof(struct ctx__timer));
+	case CTX__AFTER: return class_of(sizeof(struct ctx__after));
+	case CTX__WITHOUT: return class_of(sizeof(struct ctx));
+	default: return -1;
+	}
+}
+
+enum { FRESH, ON, OFF };
+
+struct cache {
+	void *head[NCLASS]; /* free lists, linked through each node's first word */
+	uint32_t bytes;     /* held in all lists; <= CACHE_BYTES */
+	uint8_t state;      /* FRESH (not settled yet), ON, OFF (no caching) */
+};
+
+/* initial-exec: one %fs-relative access, also in libgoctx.so (which must
+ * then be loaded at start-up or fit glibc's spare static TLS: 56 bytes). */
+static _Thread_local struct cache tc __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static bool key_ok; /* written inside key_once */
+
+static void flush(struct cache *c)
+{
+	for (int k = 0; k < NCLASS; k++) {
+		void *p = c->head[k];
+		while (p) {
+			UNPOISON(p, class_size[k]);
+			void *next = *(void **)p;
+			ctx__free(p);
+			p = next;
+		}
+		c->head[k] = NULL;
+	}
+	c->bytes = 0;
+}
+
+static void thread_exit(void *unused)
+{
+	(void)unused;
+	tc.state = OFF; /* a later destructor's frees go straight back */
+	flush(&tc);
+}
+
+static void key_init(void) { key_ok = pthread_key_create(&key, thread_exit) == 0; }
+
+/* The first free of a node on this thread: cache from now on if leak
+ * tracking is off and the exit flush could be set up. */
+static void settle(void)
+{
+	uint8_t st = OFF;
+	if (!ctx__leak_tracking()) {
+		pthread_once(&key_once, key_init);
+		if (key_ok && pthread_setspecific(key, &tc) == 0)
+			st = ON;
+	}
+	tc.state = st;
+}
+
+void *ctx__node_alloc(size_t size, const void *where)
+{
+	int k = class_of(size);
+	if (k >= 0) {
+		void *p = tc.head[k];
+		if (p) {
+			UNPOISON(p, size);
+			tc.head[k] = *(void **)p;
+			tc.bytes -= (uint32_t)size;
+			return p;
+		}
+	}
+	/* An empty cache: always so while leak tracking is on. */
+	if (ctx__leak_tracking())
+		return ctx__leak_alloc(size, where);
+	return ctx__alloc(size);
+}
+
+void ctx__node_free(void *node)
+{
+	int k = class_of_kind(((struct ctx *)node)->kind);
+	if (k >= 0) {
+		if (tc.state != ON) {
+			if (tc.state == FRESH)
+				settle();
+			if (tc.state != ON)
+				goto direct;
+		}
+		size_t size = class_size[k];
+		if (tc.bytes + size <= CACHE_BYTES) {
+			*(void **)node = tc.head[k];
+			POISON(node, size);
+			tc.head[k] = node;
+			tc.bytes += (uint32_t)size;
+			return;
+		}
+	}
+direct:
+	if (ctx__leak_tracking())
+		ctx__leak_free(node);
+	else
+		ctx__free(node);
+}
+
+void ctx__cache_off(void)
+{
+	tc.state = OFF;
+	flush(&tc);
+}
+
+void ctx_flush_cache(void) { flush(&tc); }
+
+size_t ctx__cache_held(void)
+{
+	size_t n = 0;
+	for (int k = 0; k < NCLASS; k++)
+		for (void *p = tc.head[k]; p;) {
+			UNPOISON(p, sizeof(void *));
+			void *next = *(void **)p;
+			POISON(p, sizeof(void *));
+			p = next;
+			n++;
+		}
+	return n;
+}
