@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "goctx.h"
+#include "ctx/testing.h"
 
 static int key;
 /* Leaked on purpose; kept reachable so LeakSanitizer does not object. */
@@ -80,6 +81,31 @@ static void no_leak(void)
 	ctx_release(c);
 }
 
+/* Made and released, then made again: with the report on, no node is
+ * cached (each is tracked from its allocation to its free), so the second
+ * round is tracked like the first; off, the freed ones are cached. */
+static void cache_rounds(void)
+{
+	for (int round = 0; round < 2; round++) {
+		ctx_t *c = ctx_with_cancel(ctx_background(), NULL);
+		ctx_t *v = ctx_with_value(c, &key, NULL, NULL);
+		ctx_release(v);
+		ctx_release(c);
+	}
+	kept[2] = ctx_with_cancel(ctx_background(), NULL); /* leaked: one listed */
+	fprintf(stderr, "cached=%zu\n", ctx__cache_held());
+}
+
+static void report_with_no_cache(void **state)
+{
+	(void)state;
+	char *out = run_child("1", cache_rounds);
+	assert_non_null(strstr(out, "cached=0\n"));
+	assert_non_null(strstr(out, "goctx: 1 context still alive at exit"));
+	out = run_child(NULL, cache_rounds);
+	assert_string_equal(out, "cached=1\n"); /* the value node; the cancel one was reused */
+}
+
 static void report_lists_live_contexts(void **state)
 {
 	(void)state;
@@ -118,6 +144,7 @@ int main(void)
 		cmocka_unit_test(report_lists_after_funcs),
 		cmocka_unit_test(report_silent_without_leaks),
 		cmocka_unit_test(report_off_by_default),
+		cmocka_unit_test(report_with_no_cache),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
