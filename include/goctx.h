@@ -237,10 +237,11 @@ int ctx_set_allocator(void *(*alloc)(size_t size), void (*free)(void *ptr));
 
 /* Each thread keeps the context nodes it frees (at most 64 KiB) for its next
  * constructors, so the allocator sees a node's free only when the cache
- * gives it back: when the thread exits, or when it calls ctx_flush_cache(),
- * which frees every node the calling thread's cache holds. Call it before
- * checking that allocations and frees balance (the main thread's cache is
- * not flushed by exit()). Other threads' caches are not touched. */
+ * gives it back: when the thread exits (pthread_exit, return from its start
+ * function, or exit() for the thread calling it), or when it calls
+ * ctx_flush_cache(), which frees every node the calling thread's cache
+ * holds. Call it before checking that allocations and frees balance. Other
+ * threads' caches are not touched. */
 void ctx_flush_cache(void);
 
 #ifdef __cplusplus

@@ -24,9 +24,10 @@
  *  2. Flush: ctx_flush_cache() frees the calling thread's cache; a thread's
  *     exit does (pthread key destructor, which also switches the exiting
  *     thread to direct frees, so later destructors that release contexts
- *     leave nothing behind). Not flushed: a thread that ends the process
- *     (exit(), return from main): the nodes go with the process, still
- *     reachable through its thread-local storage.
+ *     leave nothing behind); exit() (or a return from main) does for the
+ *     thread calling it (an atexit handler, registered with the key, which
+ *     switches that thread to direct frees too). Not flushed: the caches of
+ *     threads still running when the process ends, and _exit().
  *  3. Bounded: a thread holds at most CACHE_BYTES of nodes; a free beyond
  *     that goes straight to the allocator.
  *  4. Owner only: a cache is touched only by its own thread, so it needs no
@@ -48,11 +49,14 @@
  *     call, so it cannot fail; a test that walks every allocation site (or
  *     counts allocations) flushes first, and then every constructor's node
  *     comes from the allocator again.
- *  9. Under AddressSanitizer a cached node is poisoned, so a use after the
- *     last release is still reported.
+ *  9. Under AddressSanitizer a cached node is poisoned but for its link
+ *     word (the last), so a use after the last release is still reported;
+ *     and a cache that is on is a root
+ *     region for LeakSanitizer, so what it holds is not a leak.
  */
 #include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "internal.h"
 
@@ -65,17 +69,29 @@
 #endif
 #ifdef CACHE_ASAN
 #include <sanitizer/asan_interface.h>
+#include <sanitizer/lsan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+/* LeakSanitizer does not scan thread-local storage here: a cache is a root
+ * region while it is on, so the nodes it holds are not reported. */
+#define ROOT(p, n) __lsan_register_root_region((p), (n))
+#define UNROOT(p, n) __lsan_unregister_root_region((p), (n))
 #else
 #define POISON(p, n) ((void)(p), (void)(n))
 #define UNPOISON(p, n) ((void)(p), (void)(n))
+#define ROOT(p, n) ((void)(p), (void)(n))
+#define UNROOT(p, n) ((void)(p), (void)(n))
 #endif
 
 /* Per thread: 64 KiB, e.g. 1024 cancelable nodes. */
 #define CACHE_BYTES (64u * 1024u)
 
 enum { NCLASS = 5 };
+#define CACHE_CLASS_OK(T) (sizeof(T) % sizeof(void *) == 0 && sizeof(T) >= sizeof(void *))
+_Static_assert(CACHE_CLASS_OK(struct ctx__cnode) && CACHE_CLASS_OK(struct ctx__value) &&
+                   CACHE_CLASS_OK(struct ctx__timer) && CACHE_CLASS_OK(struct ctx__after) &&
+                   CACHE_CLASS_OK(struct ctx),
+               "a cached node's last word holds its link");
 static const size_t class_size[NCLASS] = {
 	sizeof(struct ctx__cnode), sizeof(struct ctx__value), sizeof(struct ctx__timer),
 	sizeof(struct ctx__after), sizeof(struct ctx),
@@ -102,10 +118,19 @@ static inline int class_of_kind(unsigned kind)
 	}
 }
 
+/* A cached node's link to the next one: its last word (each class size is
+ * a multiple of a pointer's), which under AddressSanitizer stays unpoisoned
+ * (LeakSanitizer skips poisoned words) while the rest, the reference count
+ * first, is poisoned. */
+static inline void **next_of(void *node, size_t size)
+{
+	return (void **)((char *)node + size - sizeof(void *));
+}
+
 enum { FRESH, ON, OFF };
 
 struct cache {
-	void *head[NCLASS]; /* free lists, linked through each node's first word */
+	void *head[NCLASS]; /* free lists, linked through each node's last word */
 	uint32_t bytes;     /* held in all lists; <= CACHE_BYTES */
 	uint8_t state;      /* FRESH (not settled yet), ON, OFF (no caching) */
 };
@@ -123,8 +148,7 @@ static void flush(struct cache *c)
 	for (int k = 0; k < NCLASS; k++) {
 		void *p = c->head[k];
 		while (p) {
-			UNPOISON(p, class_size[k]);
-			void *next = *(void **)p;
+			void *next = *next_of(p, class_size[k]);
 			ctx__free(p);
 			p = next;
 		}
@@ -133,14 +157,32 @@ static void flush(struct cache *c)
 	c->bytes = 0;
 }
 
-static void thread_exit(void *unused)
+/* Flush and cache no more on this thread. */
+static void turn_off(void)
 {
-	(void)unused;
-	tc.state = OFF; /* a later destructor's frees go straight back */
+	if (tc.state == ON)
+		UNROOT(&tc, sizeof tc);
+	tc.state = OFF;
 	flush(&tc);
 }
 
-static void key_init(void) { key_ok = pthread_key_create(&key, thread_exit) == 0; }
+static void thread_exit(void *unused)
+{
+	(void)unused;
+	turn_off(); /* a later destructor's frees go straight back */
+}
+
+/* exit() runs no key destructor: the thread calling it gives its cache back
+ * here instead (so that leak checkers, which do not scan that thread's TLS,
+ * find nothing), and frees directly from then on. */
+static void process_exit(void) { thread_exit(NULL); }
+
+static void key_init(void)
+{
+	key_ok = pthread_key_create(&key, thread_exit) == 0;
+	if (key_ok)
+		atexit(process_exit);
+}
 
 /* The first free of a node on this thread: cache from now on if leak
  * tracking is off and the exit flush could be set up. */
@@ -152,6 +194,8 @@ static void settle(void)
 		if (key_ok && pthread_setspecific(key, &tc) == 0)
 			st = ON;
 	}
+	if (st == ON)
+		ROOT(&tc, sizeof tc);
 	tc.state = st;
 }
 
@@ -162,7 +206,7 @@ void *ctx__node_alloc(size_t size, const void *where)
 		void *p = tc.head[k];
 		if (p) {
 			UNPOISON(p, size);
-			tc.head[k] = *(void **)p;
+			tc.head[k] = *next_of(p, size);
 			tc.bytes -= (uint32_t)size;
 			return p;
 		}
@@ -185,8 +229,8 @@ void ctx__node_free(void *node)
 		}
 		size_t size = class_size[k];
 		if (tc.bytes + size <= CACHE_BYTES) {
-			*(void **)node = tc.head[k];
-			POISON(node, size);
+			*next_of(node, size) = tc.head[k];
+			POISON(node, size - sizeof(void *));
 			tc.head[k] = node;
 			tc.bytes += (uint32_t)size;
 			return;
@@ -199,11 +243,7 @@ direct:
 		ctx__free(node);
 }
 
-void ctx__cache_off(void)
-{
-	tc.state = OFF;
-	flush(&tc);
-}
+void ctx__cache_off(void) { turn_off(); }
 
 void ctx_flush_cache(void) { flush(&tc); }
 
@@ -212,10 +252,7 @@ size_t ctx__cache_held(void)
 	size_t n = 0;
 	for (int k = 0; k < NCLASS; k++)
 		for (void *p = tc.head[k]; p;) {
-			UNPOISON(p, sizeof(void *));
-			void *next = *(void **)p;
-			POISON(p, sizeof(void *));
-			p = next;
+			p = *next_of(p, class_size[k]);
 			n++;
 		}
 	return n;
