@@ -76,13 +76,18 @@
  * no lock; the channel lock is taken only to block, to close, or to hand
  * off to blocked waiters. Blocked waiters (sudogs in recvq / sendq, counted
  * in the queue's `n`) are served by "kicks": whoever publishes a value (or
- * frees a slot) issues a seq_cst fence and reads recvq.n (sendq.n); a
- * thread that queues a sudog increments n (seq_cst) and then looks at the
- * ring again. So either the publisher sees the waiter or the waiter sees
- * the value (the store-buffer pattern, both sides fenced), and whoever sees
- * it kicks: under the lock, while a live waiter and a ready ring coexist,
- * claim the waiter and do its operation on the ring on its behalf (the
- * value goes straight to its destination). If the ring moved in between
+ * frees a slot) claimed its position with a seq_cst CAS on tail (head) and,
+ * once done with the slot, reads recvq.n (sendq.n) with a seq_cst load; a
+ * thread that queues a sudog increments n (seq_cst), issues a seq_cst
+ * fence and then looks at the ring's counters again. So either the
+ * publisher's load sees the waiter or the waiter's look sees the claim (the
+ * store-buffer pattern over the total order of seq_cst operations: no
+ * fence on the publisher's side, whose CAS is a locked instruction anyway).
+ * A waiter that sees a claim whose slot is not yet published (or freed)
+ * waits in the ring code for those few instructions, as any reader does.
+ * Whoever sees the other kicks: under the lock, while a live waiter and a
+ * ready ring coexist, claim the waiter and do its operation on the ring on
+ * its behalf (the value goes straight to its destination). If the ring moved in between
  * (another thread took the value or the slot), the claimed waiter is told
  * to retry (CHAN__RETRY): it wakes, cleans up and runs its select again;
  * nothing was taken on its behalf, so nothing is lost. Unbuffered channels
@@ -156,9 +161,25 @@ struct chan {
 
 static inline void chan__copy(void *dst, const void *src, size_t n)
 {
-	/* memcpy with a NULL pointer is undefined even for n == 0. */
-	if (n && dst)
+	/* memcpy with a NULL pointer is undefined even for n == 0. The usual
+	 * element sizes get a copy of constant size (a move or two, inline)
+	 * instead of a call. */
+	if (!n || !dst)
+		return;
+	switch (n) {
+	case 4:
+		memcpy(dst, src, 4);
+		break;
+	case 8:
+		memcpy(dst, src, 8);
+		break;
+	case 16:
+		memcpy(dst, src, 16);
+		break;
+	default:
 		memcpy(dst, src, n);
+		break;
+	}
 }
 
 /* ---- The ring of a buffered channel (no lock). ------------------------ */
@@ -197,8 +218,10 @@ static int chan__ring_send(struct chan *c, const void *elem)
 		uint64_t seq = atomic_load_explicit(sq, memory_order_acquire);
 		int64_t d = (int64_t)(seq - 2 * pos);
 		if (d == 0) {
+			/* seq_cst: the publisher's half of the kick protocol
+			 * (see "Design"); a locked instruction anyway. */
 			if (atomic_compare_exchange_weak_explicit(&c->tail, &pos, pos + 1,
-			                                          memory_order_relaxed,
+			                                          memory_order_seq_cst,
 			                                          memory_order_relaxed)) {
 				chan__copy(chan__slot_elem(sq), elem, c->elem_size);
 				/* Release: the element before the sequence. */
@@ -234,8 +257,9 @@ static int chan__ring_recv(struct chan *c, void *elem)
 		uint64_t seq = atomic_load_explicit(sq, memory_order_acquire);
 		int64_t d = (int64_t)(seq - (2 * pos + 1));
 		if (d == 0) {
+			/* seq_cst: as the writer's claim. */
 			if (atomic_compare_exchange_weak_explicit(&c->head, &pos, pos + 1,
-			                                          memory_order_relaxed,
+			                                          memory_order_seq_cst,
 			                                          memory_order_relaxed)) {
 				chan__copy(elem, chan__slot_elem(sq), c->elem_size);
 				/* Release: done reading before the slot is free. */
@@ -517,9 +541,11 @@ static void chan__finish_all(struct chan__sudog *wake)
  * side `q` it may have enabled, kick them. */
 static void chan__kick(struct chan *c, struct chan__waitq *q)
 {
-	/* seq_cst fence: the publisher's half of the kick protocol. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (!atomic_load_explicit(&q->n, memory_order_relaxed))
+	/* seq_cst, after the seq_cst claim of the ring position: the
+	 * publisher's half of the kick protocol (see "Design"). No fence: on
+	 * x86 the claim's locked CAS already orders it, and this is a plain
+	 * load. */
+	if (!atomic_load_explicit(&q->n, memory_order_seq_cst))
 		return;
 	struct chan__sudog *wake = NULL;
 	ctx__lock(&c->lock);
@@ -1001,37 +1027,57 @@ static int chan__fast_recv(struct chan *c, void *elem, bool *ok)
 	return r;
 }
 
+/* How many checks (a pause each) a ring watch makes before its first
+ * yield: per thread, adapted to what the last watches met. A wait that
+ * ended while spinning means the peer runs on another CPU (keep spinning
+ * first, doubling the budget up to the maximum); one that ended only after
+ * a yield means the peer shares this CPU, or is preempted, and spinning
+ * just burns the time it needs (halve the budget, down to the minimum). */
+#define CHAN__WATCH_MIN 2
+#define CHAN__WATCH_MAX 64
+static _Thread_local unsigned chan__watch_budget = CHAN__WATCH_MAX;
+
+static bool chan__ring_looks_ready(struct chan *c, bool send)
+{
+	uint64_t pos = atomic_load_explicit(send ? &c->tail : &c->head, memory_order_relaxed);
+	if (pos & CHAN__CLOSED_BIT)
+		return true; /* only tail carries the bit */
+	uint64_t seq = atomic_load_explicit(chan__seq(c, pos), memory_order_relaxed);
+	return seq == (send ? 2 * pos : 2 * pos + 1);
+}
+
 /* Before queuing as a waiter: watch the ring for a few microseconds (never
  * on one CPU), as a futex wait would spin first anyway. The watch reads
  * only the slot at the position of interest, not the other side's
- * counter; true once it looks ready. */
+ * counter; true once it looks ready. It spins chan__watch_budget checks,
+ * then yields the CPU after every 16 more (the peer may be waiting for
+ * this CPU: more runnable threads than CPUs). */
 static bool chan__ring_watch(struct chan *c, bool send)
 {
 	if (ctx__os_ncpu() < 2)
 		return false;
-	ctx_time_t stop = 0;
-	for (int round = 0;; round++) {
-		for (int i = 0; i < 64; i++) {
-			uint64_t pos = atomic_load_explicit(send ? &c->tail : &c->head,
-			                                    memory_order_relaxed);
-			if (send && (pos & CHAN__CLOSED_BIT))
-				return true;
-			uint64_t seq = atomic_load_explicit(chan__seq(c, pos & ~CHAN__CLOSED_BIT),
-			                                    memory_order_relaxed);
-			if (seq == (send ? 2 * pos : 2 * pos + 1))
+	unsigned budget = chan__watch_budget;
+	for (unsigned i = 0; i < budget; i++) {
+		if (chan__ring_looks_ready(c, send)) {
+			if (budget < CHAN__WATCH_MAX)
+				chan__watch_budget = budget * 2;
+			return true;
+		}
+		ctx__os_relax();
+	}
+	if (budget > CHAN__WATCH_MIN)
+		chan__watch_budget = budget / 2;
+	ctx_time_t stop = ctx__os_now() + CHAN__SPIN_NS;
+	for (;;) {
+		sched_yield();
+		for (int i = 0; i < 16; i++) {
+			if (chan__ring_looks_ready(c, send))
 				return true;
 			ctx__os_relax();
 		}
 		if (!send && (atomic_load_explicit(&c->tail, memory_order_relaxed) & CHAN__CLOSED_BIT))
 			return true;
-		/* The peer may be waiting for this CPU (more runnable threads
-		 * than CPUs): let it run now and then. */
-		if (round % 4 == 3)
-			sched_yield();
-		ctx_time_t now = ctx__os_now();
-		if (round == 0)
-			stop = now + CHAN__SPIN_NS;
-		else if (now >= stop)
+		if (ctx__os_now() >= stop)
 			return false;
 	}
 }
