@@ -182,6 +182,64 @@ static inline void chan__copy(void *dst, const void *src, size_t n)
 	}
 }
 
+/* ---- Spinning before a sleep. ----------------------------------------- */
+
+/* How many checks (a pause each) a spin makes before its first yield: per
+ * thread, adapted to what the last spins met. A wait that ended while
+ * spinning, or after yields that gave the CPU to nobody (they came back at
+ * once), means the peer runs on another CPU: spin longer first (double the
+ * budget, up to the maximum). One that ended after a yield that ran
+ * another thread means the peer shares this CPU or was preempted, and
+ * spinning just burns the time it needs: yield sooner (halve the budget,
+ * down to the minimum). */
+#define CHAN__SPIN_MIN 2
+#define CHAN__SPIN_MAX 64
+#define CHAN__YIELD_RAN_NS (1 * CTX_MICROSECOND) /* a yield this long ran someone */
+static _Thread_local unsigned chan__spin_budget = CHAN__SPIN_MAX;
+
+/* Spin until ready(arg, slow) or CHAN__SPIN_NS pass (or `until`, absolute
+ * CLOCK_MONOTONIC ns, if >= 0): chan__spin_budget checks, then a yield
+ * after every 16 more (the peer may be waiting for this CPU: more runnable
+ * threads than CPUs); slow is true once per 16 checks. Never on a single
+ * CPU. true once ready. */
+static inline bool chan__spin(bool (*ready)(void *arg, bool slow), void *arg, ctx_time_t until)
+{
+	if (ctx__os_ncpu() < 2)
+		return false;
+	unsigned budget = chan__spin_budget;
+	for (unsigned i = 0; i < budget; i++) {
+		if (ready(arg, false)) {
+			if (budget < CHAN__SPIN_MAX)
+				chan__spin_budget = budget * 2;
+			return true;
+		}
+		ctx__os_relax();
+	}
+	ctx_time_t now = ctx__os_now(), stop = now + CHAN__SPIN_NS;
+	if (until >= 0 && until < stop)
+		stop = until;
+	bool ran = false; /* a yield gave the CPU to another thread */
+	for (;;) {
+		sched_yield();
+		ctx_time_t then = now;
+		now = ctx__os_now();
+		ran |= now - then >= CHAN__YIELD_RAN_NS;
+		for (int i = 0; i < 16; i++) {
+			if (ready(arg, i == 15)) {
+				if (ran)
+					chan__spin_budget = budget > CHAN__SPIN_MIN ? budget / 2 : budget;
+				else if (budget < CHAN__SPIN_MAX)
+					chan__spin_budget = budget * 2;
+				return true;
+			}
+			ctx__os_relax();
+		}
+		now = ctx__os_now();
+		if (now >= stop)
+			return false;
+	}
+}
+
 /* ---- The ring of a buffered channel (no lock). ------------------------ */
 
 static inline _Atomic uint64_t *chan__seq(struct chan *c, uint64_t pos)
@@ -350,16 +408,24 @@ static void chan__finish(struct chan__waiter *w)
 		ctx__os_wake(&w->state, 1);
 }
 
-static bool chan__not_waiting(uint32_t s) { return (s & CHAN__PHASE) != CHAN__WAITING; }
+static bool chan__is_done(void *arg, bool slow)
+{
+	(void)slow;
+	struct chan__waiter *w = arg;
+	/* Acquire: pairs with chan__finish's release (the results). */
+	return (atomic_load_explicit(&w->state, memory_order_acquire) & CHAN__PHASE) == CHAN__DONE;
+}
 
 /* Sleep until w is DONE. With abs (CLOCK_MONOTONIC), claim w for the
  * timeout once it passes, unless someone claimed it first. */
 static void chan__wait(struct chan__waiter *w, const struct timespec *abs)
 {
-	/* The library's one adaptive spin (ctx/word.c) before any sleep. */
-	uint32_t seen;
+	/* Spin first: until DONE, not just CLAIMED (the claimer finishes
+	 * after its unlock, a few hundred ns later; sleeping at CLAIMED costs
+	 * a futex wait here and a wake there). */
 	ctx_time_t until = abs ? (ctx_time_t)abs->tv_sec * CTX_SECOND + abs->tv_nsec : -1;
-	ctx__spin(&w->state, chan__not_waiting, until, &seen);
+	if (chan__spin(chan__is_done, w, until))
+		return;
 	for (;;) {
 		uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
 		if ((s & CHAN__PHASE) == CHAN__DONE)
@@ -1027,59 +1093,35 @@ static int chan__fast_recv(struct chan *c, void *elem, bool *ok)
 	return r;
 }
 
-/* How many checks (a pause each) a ring watch makes before its first
- * yield: per thread, adapted to what the last watches met. A wait that
- * ended while spinning means the peer runs on another CPU (keep spinning
- * first, doubling the budget up to the maximum); one that ended only after
- * a yield means the peer shares this CPU, or is preempted, and spinning
- * just burns the time it needs (halve the budget, down to the minimum). */
-#define CHAN__WATCH_MIN 2
-#define CHAN__WATCH_MAX 64
-static _Thread_local unsigned chan__watch_budget = CHAN__WATCH_MAX;
+struct chan__watch {
+	struct chan *c;
+	bool send;
+};
 
-static bool chan__ring_looks_ready(struct chan *c, bool send)
+static bool chan__ring_looks_ready(void *arg, bool slow)
 {
-	uint64_t pos = atomic_load_explicit(send ? &c->tail : &c->head, memory_order_relaxed);
+	const struct chan__watch *wa = arg;
+	struct chan *c = wa->c;
+	uint64_t pos = atomic_load_explicit(wa->send ? &c->tail : &c->head, memory_order_relaxed);
 	if (pos & CHAN__CLOSED_BIT)
 		return true; /* only tail carries the bit */
 	uint64_t seq = atomic_load_explicit(chan__seq(c, pos), memory_order_relaxed);
-	return seq == (send ? 2 * pos : 2 * pos + 1);
+	if (seq == (wa->send ? 2 * pos : 2 * pos + 1))
+		return true;
+	/* A receive also stops at close; tail is the writers' line, so look
+	 * at it only now and then. */
+	return slow && !wa->send &&
+	       (atomic_load_explicit(&c->tail, memory_order_relaxed) & CHAN__CLOSED_BIT);
 }
 
 /* Before queuing as a waiter: watch the ring for a few microseconds (never
- * on one CPU), as a futex wait would spin first anyway. The watch reads
- * only the slot at the position of interest, not the other side's
- * counter; true once it looks ready. It spins chan__watch_budget checks,
- * then yields the CPU after every 16 more (the peer may be waiting for
- * this CPU: more runnable threads than CPUs). */
+ * on one CPU; chan__spin), as a futex wait would spin first anyway. The
+ * watch reads only the slot at the position of interest, not the other
+ * side's counter; true once it looks ready. */
 static bool chan__ring_watch(struct chan *c, bool send)
 {
-	if (ctx__os_ncpu() < 2)
-		return false;
-	unsigned budget = chan__watch_budget;
-	for (unsigned i = 0; i < budget; i++) {
-		if (chan__ring_looks_ready(c, send)) {
-			if (budget < CHAN__WATCH_MAX)
-				chan__watch_budget = budget * 2;
-			return true;
-		}
-		ctx__os_relax();
-	}
-	if (budget > CHAN__WATCH_MIN)
-		chan__watch_budget = budget / 2;
-	ctx_time_t stop = ctx__os_now() + CHAN__SPIN_NS;
-	for (;;) {
-		sched_yield();
-		for (int i = 0; i < 16; i++) {
-			if (chan__ring_looks_ready(c, send))
-				return true;
-			ctx__os_relax();
-		}
-		if (!send && (atomic_load_explicit(&c->tail, memory_order_relaxed) & CHAN__CLOSED_BIT))
-			return true;
-		if (ctx__os_now() >= stop)
-			return false;
-	}
+	struct chan__watch wa = {c, send};
+	return chan__spin(chan__ring_looks_ready, &wa, -1);
 }
 
 int chan_send(chan_t *c, const void *elem)
