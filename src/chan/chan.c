@@ -13,8 +13,10 @@
  * sudog per case (struct chan__sudog), on its own stack (or heap for more
  * than CHAN__STACK_CASES cases). Each channel case's sudog is linked into
  * its channel's sendq or recvq; each context case is hooked with
- * ctx_after_func. The waiter's `state` word is the only thing the thread
- * sleeps on:
+ * ctx_after_func_at into its sudog's own slot, and only once the select
+ * must block (a select that finds a case ready never touches the context
+ * beyond one ctx_done load). The waiter's `state` word is the only thing
+ * the thread sleeps on:
  *
  *   phase WAITING -> CLAIMED -> DONE, plus a SLEEP bit.
  *
@@ -124,14 +126,21 @@ struct chan__waiter {
 	bool ok;                /* result for a receive case */
 };
 
-/* One case of a blocked thread. */
+/* One case of a blocked thread. A channel case uses the queue fields, a
+ * DONE case the after-func slot (the registration lives here: hooking a
+ * context allocates nothing). */
 struct chan__sudog {
-	struct chan__sudog *next, *prev; /* in a channel queue; that channel's lock */
-	_Atomic bool queued;             /* in a channel queue; see "Design" */
-	struct chan__waiter *w;          /* fixed while blocked */
-	void *elem;                      /* SEND: source; RECV: destination or NULL */
-	size_t index;                    /* case index reported as fired */
-	ctx_after_t *stop;               /* DONE case: the after-func hook, or NULL */
+	struct chan__waiter *w; /* fixed while blocked */
+	size_t index;           /* case index reported as fired */
+	union {
+		struct { /* SEND, RECV */
+			struct chan__sudog *next, *prev; /* in a channel queue; its lock */
+			void *elem;          /* SEND: source; RECV: destination or NULL */
+			_Atomic bool queued; /* in a channel queue; see "Design" */
+		};
+		ctx_after_slot_t slot; /* DONE: ctx_after_func_at's storage */
+	};
+	ctx_after_t *stop; /* DONE: the registration's handle, or NULL */
 };
 
 struct chan__waitq {
@@ -384,7 +393,7 @@ static uint32_t chan__rand_below(uint32_t k)
 
 /* Move w from WAITING to CLAIMED; true if this caller won. Acquire: the
  * winner reads the sudog fields the waiter wrote before it became visible
- * (under a channel lock or through ctx_after_func, which already order
+ * (under a channel lock or through ctx_after_func_at, which already order
  * them; the acquire keeps the claim itself honest). */
 static bool chan__claim(struct chan__waiter *w)
 {
@@ -928,10 +937,12 @@ static int chan__select_once(chan_case_t *cs, size_t n, const struct timespec *a
 		struct chan__sudog *sg = &sgs[i];
 		sg->w = &w;
 		sg->index = i;
-		sg->elem = cs[i].elem;
 		sg->stop = NULL;
+		if (cs[i].op == CHAN_DONE)
+			continue; /* its slot is written by ctx_after_func_at */
+		sg->elem = cs[i].elem;
 		atomic_init(&sg->queued, false);
-		struct chan *c = chan__case_chan(&cs[i]);
+		struct chan *c = cs[i].chan;
 		if (c)
 			chan__enqueue(cs[i].op == CHAN_SEND ? &c->sendq : &c->recvq, sg);
 	}
@@ -962,27 +973,24 @@ static int chan__select_once(chan_case_t *cs, size_t n, const struct timespec *a
 		if ((atomic_load_explicit(&w.state, memory_order_relaxed) & CHAN__PHASE) !=
 		    CHAN__WAITING)
 			break;
-		int e = ctx_after_func(cs[i].ctx, chan__ctx_fired, &sgs[i], &sgs[i].stop);
-		if (e) {
-			sgs[i].stop = NULL;
-			if (chan__claim(&w)) {
-				w.fired = CHAN_NONE;
-				w.err = e;
-				atomic_store_explicit(&w.state, CHAN__DONE, memory_order_relaxed);
-			}
-			break;
-		}
+		/* In the sudog's own slot: no allocation, so no failure (the
+		 * arguments are not NULL). The caller holds cs[i].ctx for the
+		 * whole call, and the cleanup below stops the registration
+		 * before the slot goes away. */
+		sgs[i].stop = ctx_after_func_at(cs[i].ctx, &sgs[i].slot, chan__ctx_fired, &sgs[i]);
 	}
 	chan__wait(&w, abs);
 
 	/* Cleanup: nobody may touch w or sgs once this returns. */
 	for (size_t i = 0; i < n; i++) {
 		struct chan__sudog *sg = &sgs[i];
-		if (sg->stop) {
-			ctx_after_stop(sg->stop);
+		if (cs[i].op == CHAN_DONE) {
+			/* Waits for a chan__ctx_fired still running elsewhere. */
+			if (sg->stop)
+				ctx_after_stop(sg->stop);
 			continue;
 		}
-		struct chan *c = chan__case_chan(&cs[i]);
+		struct chan *c = cs[i].chan;
 		if (c && atomic_load_explicit(&sg->queued, memory_order_acquire)) {
 			ctx__lock(&c->lock);
 			if (atomic_load_explicit(&sg->queued, memory_order_relaxed))
