@@ -97,6 +97,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,7 @@
 
 #include "goctx/chan.h"
 #include "../ctx/internal.h"
+#include "testing.h"
 
 #define CHAN__STACK_CASES 8
 #define CHAN__CLOSED_BIT ((uint64_t)1 << 63)
@@ -131,17 +133,30 @@ struct chan__waiter {
  * context allocates nothing). */
 struct chan__sudog {
 	struct chan__waiter *w; /* fixed while blocked */
-	size_t index;           /* case index reported as fired */
+	uint32_t index;         /* case index reported as fired (n <= UINT32_MAX) */
+	_Atomic bool queued;    /* SEND, RECV: in a channel queue; see "Design" */
 	union {
 		struct { /* SEND, RECV */
 			struct chan__sudog *next, *prev; /* in a channel queue; its lock */
-			void *elem;          /* SEND: source; RECV: destination or NULL */
-			_Atomic bool queued; /* in a channel queue; see "Design" */
+			void *elem; /* SEND: source; RECV: destination or NULL */
 		};
 		ctx_after_slot_t slot; /* DONE: ctx_after_func_at's storage */
 	};
 	ctx_after_t *stop; /* DONE: the registration's handle, or NULL */
 };
+
+/* A blocked thread's waiter and sudogs, one after the other from a cache
+ * line's start: a peer that completes a one-channel wait (send, receive,
+ * a select over one channel and contexts) reads and writes one line of
+ * the waiter's, not two. */
+#define CHAN__BLOCK(k)                                                                   \
+	struct {                                                                         \
+		_Alignas(64) struct chan__waiter w;                                      \
+		struct chan__sudog sg[k];                                                \
+	}
+_Static_assert(sizeof(struct chan__waiter) + offsetof(struct chan__sudog, elem) + sizeof(void *) <=
+                   64,
+               "a waiter and its first sudog's queue fields fit one cache line");
 
 struct chan__waitq {
 	struct chan__sudog *first, *last;
@@ -205,6 +220,12 @@ static inline void chan__copy(void *dst, const void *src, size_t n)
 #define CHAN__SPIN_MAX 64
 #define CHAN__YIELD_RAN_NS (1 * CTX_MICROSECOND) /* a yield this long ran someone */
 static _Thread_local unsigned chan__spin_budget = CHAN__SPIN_MAX;
+static atomic_bool chan__no_spin; /* testing.h: chan__set_spin(false) */
+
+void chan__set_spin(bool on)
+{
+	atomic_store_explicit(&chan__no_spin, !on, memory_order_relaxed);
+}
 
 /* Spin until ready(arg, slow) or CHAN__SPIN_NS pass (or `until`, absolute
  * CLOCK_MONOTONIC ns, if >= 0): chan__spin_budget checks, then a yield
@@ -213,7 +234,7 @@ static _Thread_local unsigned chan__spin_budget = CHAN__SPIN_MAX;
  * CPU. true once ready. */
 static inline bool chan__spin(bool (*ready)(void *arg, bool slow), void *arg, ctx_time_t until)
 {
-	if (ctx__os_ncpu() < 2)
+	if (ctx__os_ncpu() < 2 || atomic_load_explicit(&chan__no_spin, memory_order_relaxed))
 		return false;
 	unsigned budget = chan__spin_budget;
 	for (unsigned i = 0; i < budget; i++) {
@@ -886,7 +907,7 @@ static void chan__unlock_all(const chan_case_t *cs, size_t n)
  * CLOCK_MONOTONIC limit (NULL: none); block false: Go's default. sgs: room
  * for n sudogs when block is true. */
 static int chan__select_once(chan_case_t *cs, size_t n, const struct timespec *abs, bool block,
-                             size_t *fired, struct chan__sudog *sgs)
+                             size_t *fired, struct chan__waiter *wp, struct chan__sudog *sgs)
 {
 	chan__lock_all(cs, n);
 	for (;;) {
@@ -931,12 +952,15 @@ static int chan__select_once(chan_case_t *cs, size_t n, const struct timespec *a
 	}
 
 	/* Pass 2: enqueue on every channel, hook every context, sleep. */
-	struct chan__waiter w = {.fired = CHAN_NONE, .err = 0, .ok = false};
-	atomic_init(&w.state, CHAN__WAITING);
+	struct chan__waiter *const w = wp;
+	w->fired = CHAN_NONE;
+	w->err = 0;
+	w->ok = false;
+	atomic_init(&w->state, CHAN__WAITING);
 	for (size_t i = 0; i < n; i++) {
 		struct chan__sudog *sg = &sgs[i];
-		sg->w = &w;
-		sg->index = i;
+		sg->w = w;
+		sg->index = (uint32_t)i;
 		sg->stop = NULL;
 		if (cs[i].op == CHAN_DONE)
 			continue; /* its slot is written by ctx_after_func_at */
@@ -955,7 +979,7 @@ static int chan__select_once(chan_case_t *cs, size_t n, const struct timespec *a
 		struct chan *c = chan__case_chan(&cs[i]);
 		if (!c || !c->cap)
 			continue;
-		if ((atomic_load_explicit(&w.state, memory_order_relaxed) & CHAN__PHASE) !=
+		if ((atomic_load_explicit(&w->state, memory_order_relaxed) & CHAN__PHASE) !=
 		    CHAN__WAITING)
 			break;
 		if (cs[i].op == CHAN_SEND ? chan__ring_can_send(c) : chan__ring_can_recv(c)) {
@@ -970,7 +994,7 @@ static int chan__select_once(chan_case_t *cs, size_t n, const struct timespec *a
 		if (cs[i].op != CHAN_DONE || !cs[i].ctx)
 			continue;
 		/* Relaxed: a hint; fired already, so stop hooking. */
-		if ((atomic_load_explicit(&w.state, memory_order_relaxed) & CHAN__PHASE) !=
+		if ((atomic_load_explicit(&w->state, memory_order_relaxed) & CHAN__PHASE) !=
 		    CHAN__WAITING)
 			break;
 		/* In the sudog's own slot: no allocation, so no failure (the
@@ -979,7 +1003,7 @@ static int chan__select_once(chan_case_t *cs, size_t n, const struct timespec *a
 		 * before the slot goes away. */
 		sgs[i].stop = ctx_after_func_at(cs[i].ctx, &sgs[i].slot, chan__ctx_fired, &sgs[i]);
 	}
-	chan__wait(&w, abs);
+	chan__wait(w, abs);
 
 	/* Cleanup: nobody may touch w or sgs once this returns. */
 	for (size_t i = 0; i < n; i++) {
@@ -998,18 +1022,18 @@ static int chan__select_once(chan_case_t *cs, size_t n, const struct timespec *a
 			ctx__unlock(&c->lock);
 		}
 	}
-	if (w.fired != CHAN_NONE && cs[w.fired].op == CHAN_RECV)
-		cs[w.fired].ok = w.ok;
-	*fired = w.fired;
-	return w.err;
+	if (w->fired != CHAN_NONE && cs[w->fired].op == CHAN_RECV)
+		cs[w->fired].ok = w->ok;
+	*fired = w->fired;
+	return w->err;
 }
 
 static int chan__select(chan_case_t *cs, size_t n, const struct timespec *abs, bool block,
-                        size_t *fired, struct chan__sudog *sgs)
+                        size_t *fired, struct chan__waiter *w, struct chan__sudog *sgs)
 {
 	int err;
 	/* A kick that claimed this waiter but found the ring moved: again. */
-	while ((err = chan__select_once(cs, n, abs, block, fired, sgs)) == CHAN__RETRY)
+	while ((err = chan__select_once(cs, n, abs, block, fired, w, sgs)) == CHAN__RETRY)
 		;
 	return err;
 }
@@ -1053,16 +1077,18 @@ int chan_select(chan_case_t *cases, size_t n, ctx_duration_t timeout, size_t *fi
 	}
 	if (block && !abs && !any)
 		return EDEADLK;
-	struct chan__sudog stack[CHAN__STACK_CASES], *sgs = stack;
+	CHAN__BLOCK(CHAN__STACK_CASES) stack;
+	struct chan__sudog *sgs = stack.sg;
 	if (block && n > CHAN__STACK_CASES) {
-		if (n > SIZE_MAX / sizeof(*sgs))
+		/* (A sudog keeps its case index in 32 bits.) */
+		if (n > SIZE_MAX / sizeof(*sgs) || n > UINT32_MAX)
 			return ENOMEM;
 		sgs = ctx__alloc(n * sizeof(*sgs));
 		if (!sgs)
 			return ENOMEM;
 	}
-	int err = chan__select(cases, n, abs, block, fired, sgs);
-	if (sgs != stack)
+	int err = chan__select(cases, n, abs, block, fired, &stack.w, sgs);
+	if (sgs != stack.sg)
 		ctx__free(sgs);
 	return err;
 }
@@ -1071,9 +1097,9 @@ int chan_select(chan_case_t *cases, size_t n, ctx_duration_t timeout, size_t *fi
 
 static int chan__one(chan_case_t *cs, bool block)
 {
-	struct chan__sudog sg;
+	CHAN__BLOCK(1) b;
 	size_t fired;
-	return chan__select(cs, 1, NULL, block, &fired, &sg);
+	return chan__select(cs, 1, NULL, block, &fired, &b.w, b.sg);
 }
 
 /* The lock-free paths of a buffered channel: EAGAIN when the ring is full
@@ -1211,9 +1237,9 @@ static int chan__with_ctx(ctx_t *ctx, chan_case_t cs[2])
 			return err;
 	}
 	cs[1] = CHAN_CASE_DONE(ctx);
-	struct chan__sudog sgs[2];
+	CHAN__BLOCK(2) b;
 	size_t fired;
-	err = chan__select(cs, 2, NULL, true, &fired, sgs);
+	err = chan__select(cs, 2, NULL, true, &fired, &b.w, b.sg);
 	if (fired == 1)
 		return ctx_err(ctx);
 	return err;
