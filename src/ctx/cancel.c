@@ -23,6 +23,13 @@
 #include <stdint.h>
 
 #include "internal.h"
+#include "testing.h"
+
+/* Tests only (testing.h): called between publishing err and writing the
+ * done descriptor. Set while no cancel runs. */
+static void (*publish_hook)(void);
+
+void ctx__set_publish_hook(void (*fn)(void)) { publish_hook = fn; }
 
 /* Stack entries are node addresses; bit 0 marks "subtree done" markers. */
 #define MARK ((uintptr_t)1)
@@ -88,6 +95,8 @@ static int cancel_one(struct ctx__cnode *c, int err, int *cause, struct op *op, 
 	if (fd) {
 		/* Readers wait while PUBLISHING is set (Go issue 75533: once err
 		 * is seen, the descriptor is readable). */
+		if (__builtin_expect(publish_hook != NULL, 0))
+			publish_hook();
 		ctx__os_done_signal(&c->done);
 		old |= atomic_fetch_and_explicit(&c->state, ~(CTX__PUBLISHING | CTX__WAITERS),
 		                                 memory_order_release);

@@ -26,4 +26,10 @@ size_t ctx__timers_pending(void);
  * that can never be done. */
 size_t ctx__children_count(const ctx_t *ctx);
 
+/* Call fn in the cancelling thread between the moment a cancellation
+ * publishes err and the moment it makes the done descriptor readable (only
+ * for contexts whose descriptor was made); NULL: none. Set it while no
+ * cancellation runs. */
+void ctx__set_publish_hook(void (*fn)(void));
+
 #endif
