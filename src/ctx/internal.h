@@ -275,8 +275,8 @@ struct ctx__ext {
 #define CTX__CAUSE_SIGNAL_BIT 0x40000000
 
 /* ---- The core's files, bottom to top. Each uses only those above it in
- * this list, except the tree (ctx.c, cancel.c, timer.c, after.c, fd.c),
- * whose files call each other: a constructor arms a timer, the timer
+ * this list, except the tree (ctx.c, list.c, cancel.c, timer.c, after.c,
+ * fd.c, merge.c, ext.c), whose files call each other: a constructor arms a timer, the timer
  * thread cancels, a cancel unlinks and frees. ---- */
 
 /* ---- alloc.c: every allocation goes through ctx_set_allocator's pair ---- */
