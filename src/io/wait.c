@@ -3,7 +3,8 @@
  *
  * A wait polls the caller's descriptors plus the calling thread's wake
  * descriptor, with the time left until the context's deadline as the poll
- * timeout. An after-func registered on the context for the wait signals the
+ * timeout. An after-func registered on the context for the wait (in the
+ * wait's own frame: ctx_after_func_at, so a wait allocates nothing) signals the
  * wake descriptor of the waiting thread when the context is done. After the
  * poll, ctx_after_stop either stops the after-func (it never runs: the wake
  * descriptor was not signalled) or returns once it has run (it signalled
@@ -115,10 +116,14 @@ int ctx__io_wait(ctx_t *ctx, struct pollfd *fds, nfds_t n, int *ready)
 	memcpy(all, fds, n * sizeof *fds);
 	all[n] = (struct pollfd){.fd = w->rfd, .events = POLLIN};
 
-	ctx_after_t *stop;
-	e = ctx_after_func(ctx, wake, (void *)w, &stop);
-	if (e)
+	/* In this frame's storage: a wait allocates nothing (the caller holds
+	 * ctx across the call, as the slot's rules want). */
+	ctx_after_slot_t slot;
+	ctx_after_t *stop = ctx_after_func_at(ctx, &slot, wake, (void *)w);
+	if (!stop) {
+		e = errno;
 		goto out;
+	}
 	for (;;) {
 		ctx_duration_t timeout = -1;
 		if (has_deadline) {
