@@ -29,6 +29,22 @@
  * alone. The waiter sets SLEEP (CAS) before each futex wait, so a finisher
  * makes the wake syscall only when the waiter may be asleep.
  *
+ * Before it sets SLEEP the waiter spins (chan__spin) until DONE, not merely
+ * until CLAIMED: a claimer publishes DONE only after unlocking, and a
+ * waiter that slept at CLAIMED cost a futex wait and a wake per hand-off.
+ * The spin is bounded (CHAN__SPIN_NS), skipped on one CPU, and adapts per
+ * thread: it yields the CPU after chan__spin_budget checks, a budget that
+ * doubles when waits end while spinning (the peer runs on another CPU) and
+ * halves when they end only after a yield that ran another thread (the
+ * peer shares this CPU; spinning would only delay it). The budget is a
+ * thread's own (_Thread_local): a guess, never a correctness matter. The
+ * ring watch of a buffered send or receive (below) is the same spin.
+ *
+ * Layout: a waiter and its sudogs lie one after the other from a cache
+ * line's start (CHAN__BLOCK), the waiter's 24 bytes then the first
+ * sudog's queue fields, so a peer completing a one-channel wait (claim,
+ * copy, unlink, finish) touches one line of the waiter's.
+ *
  * Who owns the waiter's memory: the blocked thread, until it returns. It
  * does not return before DONE, and after DONE it still (1) stops every
  * after-func it registered (ctx_after_stop waits for a running one), and
