@@ -40,10 +40,9 @@
  * thread's own (_Thread_local): a guess, never a correctness matter. The
  * ring watch of a buffered send or receive (below) is the same spin.
  *
- * Layout: a waiter and its sudogs lie one after the other from a cache
- * line's start (CHAN__BLOCK), the waiter's 24 bytes then the first
- * sudog's queue fields, so a peer completing a one-channel wait (claim,
- * copy, unlink, finish) touches one line of the waiter's.
+ * Layout: a waiter has a cache line of its own and its sudogs start on
+ * the next one (CHAN__BLOCK), so the waiter's spinning reads of `state`
+ * do not pull back the line of the sudog its peer is unlinking.
  *
  * Who owns the waiter's memory: the blocked thread, until it returns. It
  * does not return before DONE, and after DONE it still (1) stops every
@@ -161,18 +160,17 @@ struct chan__sudog {
 	ctx_after_t *stop; /* DONE: the registration's handle, or NULL */
 };
 
-/* A blocked thread's waiter and sudogs, one after the other from a cache
- * line's start: a peer that completes a one-channel wait (send, receive,
- * a select over one channel and contexts) reads and writes one line of
- * the waiter's, not two. */
+/* A blocked thread's waiter and sudogs: the waiter on a cache line of its
+ * own, the sudogs from the next line on. The waiter spins reading its
+ * state word while a peer completes the wait (claim, unlink, copy,
+ * finish); with the first sudog in the state's line (tried), each of the
+ * peer's writes to the sudog met the line pulled back by those reads, and
+ * chan_pingpong_unbuffered got slower. */
 #define CHAN__BLOCK(k)                                                                   \
 	struct {                                                                         \
 		_Alignas(64) struct chan__waiter w;                                      \
-		struct chan__sudog sg[k];                                                \
+		_Alignas(64) struct chan__sudog sg[k];                                   \
 	}
-_Static_assert(sizeof(struct chan__waiter) + offsetof(struct chan__sudog, elem) + sizeof(void *) <=
-                   64,
-               "a waiter and its first sudog's queue fields fit one cache line");
 
 struct chan__waitq {
 	struct chan__sudog *first, *last;
