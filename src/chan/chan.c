@@ -1052,6 +1052,30 @@ static int chan__select(chan_case_t *cs, size_t n, const struct timespec *abs, b
 	return err;
 }
 
+/* The blocking part of chan_select, out of line: room for the waiter and
+ * CHAN__STACK_CASES sudogs, or the heap for more. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int chan__select_block(chan_case_t *cases, size_t n, const struct timespec *abs,
+                              size_t *fired)
+{
+	CHAN__BLOCK(CHAN__STACK_CASES) stack;
+	struct chan__sudog *sgs = stack.sg;
+	if (n > CHAN__STACK_CASES) {
+		/* (A sudog keeps its case index in 32 bits.) */
+		if (n > SIZE_MAX / sizeof(*sgs) || n > UINT32_MAX)
+			return ENOMEM;
+		sgs = ctx__alloc(n * sizeof(*sgs));
+		if (!sgs)
+			return ENOMEM;
+	}
+	int err = chan__select(cases, n, abs, true, fired, &stack.w, sgs);
+	if (sgs != stack.sg)
+		ctx__free(sgs);
+	return err;
+}
+
 static void chan__deadline(struct timespec *abs, ctx_duration_t timeout)
 {
 	/* Saturates: as good as for ever. */
@@ -1091,20 +1115,12 @@ int chan_select(chan_case_t *cases, size_t n, ctx_duration_t timeout, size_t *fi
 	}
 	if (block && !abs && !any)
 		return EDEADLK;
-	CHAN__BLOCK(CHAN__STACK_CASES) stack;
-	struct chan__sudog *sgs = stack.sg;
-	if (block && n > CHAN__STACK_CASES) {
-		/* (A sudog keeps its case index in 32 bits.) */
-		if (n > SIZE_MAX / sizeof(*sgs) || n > UINT32_MAX)
-			return ENOMEM;
-		sgs = ctx__alloc(n * sizeof(*sgs));
-		if (!sgs)
-			return ENOMEM;
-	}
-	int err = chan__select(cases, n, abs, block, fired, &stack.w, sgs);
-	if (sgs != stack.sg)
-		ctx__free(sgs);
-	return err;
+	/* A look first, without the blocking storage: a select that finds a
+	 * case ready (the common case) does not set up the frame below. */
+	int err = chan__select_once(cases, n, NULL, false, fired, NULL, NULL);
+	if (err != EAGAIN || !block)
+		return err;
+	return chan__select_block(cases, n, abs, fired);
 }
 
 /* ---- Send and receive: one-case (or two-case) selects. ---------------- */

@@ -546,6 +546,9 @@ static void test_out_of_memory(void **state)
 {
 	(void)state;
 	chan_t *c = chan_make(sizeof(int), 0);
+	chan_t *ready = chan_make(sizeof(int), 1);
+	int val = 42;
+	assert_int_equal(chan_send(ready, &val), 0);
 	ctx_cancel_t *cancel;
 	ctx_t *ctx = ctx_with_cancel(ctx_background(), &cancel);
 	atomic_store(&fail_allocs, true);
@@ -568,6 +571,16 @@ static void test_out_of_memory(void **state)
 	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case wakes chan_select",
 	                            chan_select(big, 9, CTX_FOREVER, &fired)), ENOMEM);
 	assert_int_equal(chan_select(big, 9, 0, &fired), EAGAIN); /* no need to allocate */
+	/* A blocking select over more cases than fit on the stack needs
+	 * memory only to block: with a case ready it proceeds. */
+	assert_non_null(ready);
+	big[7] = CHAN_CASE_RECV(ready, &v);
+	v = 0;
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case fires at once",
+	                            chan_select(big, 9, CTX_FOREVER, &fired)), 0);
+	assert_int_equal(fired, 7);
+	assert_int_equal(v, 42);
+	big[7] = CHAN_CASE_RECV(c, NULL);
 	/* chan_go allocates only to start a thread: with none parked it fails
 	 * (after the idle time every cached thread is gone), with one parked
 	 * it needs no memory. */
@@ -592,6 +605,7 @@ static void test_out_of_memory(void **state)
 	assert_int_equal(chan_try_send(c, &v), EAGAIN);
 	ctx_cancel(cancel);
 	ctx_release(ctx);
+	chan_release(ready);
 	chan_release(c);
 }
 
