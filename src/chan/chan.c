@@ -54,6 +54,10 @@
  * waiter has already left: that is one harmless spurious wake for whatever
  * waits there next, and every wait here re-checks its word in a loop.
  *
+ * A channel case is reported as fired only by the party that claimed the
+ * waiter through chan__take, which unlinks that sudog before DONE: so the
+ * waiter's cleanup skips the fired case's sudog altogether.
+ *
  * `queued` (atomic) lets the waiter skip the lock for sudogs already taken
  * off their queue: it is written only under the channel lock, by unlinking
  * (false) as the unlinker's very last touch of a sudog it did not claim
@@ -1028,8 +1032,11 @@ static int chan__select_once(chan_case_t *cs, size_t n, const struct timespec *a
 				ctx_after_stop(sg->stop);
 			continue;
 		}
+		/* The fired case's sudog was taken off its queue by the party
+		 * that claimed this waiter (chan__take), before its DONE: no
+		 * need to read its line again. */
 		struct chan *c = cs[i].chan;
-		if (c && atomic_load_explicit(&sg->queued, memory_order_acquire)) {
+		if (c && i != w->fired && atomic_load_explicit(&sg->queued, memory_order_acquire)) {
 			ctx__lock(&c->lock);
 			if (atomic_load_explicit(&sg->queued, memory_order_relaxed))
 				chan__unlink(cs[i].op == CHAN_SEND ? &c->sendq : &c->recvq, sg);
