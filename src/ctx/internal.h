@@ -29,7 +29,8 @@
  *
  * References. `refs` counts: the creator's reference, each ctx_retain, each
  * cancel handle (a ctx_cancel_t * is the node's address and stands for one
- * reference), each child (a child holds its direct parent), each after-func
+ * reference), each child (a child holds its direct parent; a cancelable
+ * child of a SHARDED node counts that in its shard instead), each after-func
  * registration still pending (holds the ctx it watches), and temporary
  * references a canceller or the timer thread holds while working on a node.
  * A parent's child list holds no reference: a node whose count drops to zero

@@ -124,7 +124,6 @@ int ctx__link(struct ctx__cnode *src, struct ctx__node *n, int *cause)
 
 bool ctx__unlink(struct ctx__cnode *src, struct ctx__node *n)
 {
-	_Atomic uint32_t *lock;
 	if (!sharded(src)) {
 		ctx__lock(&src->lock);
 		if (!(atomic_load_explicit(&src->state, memory_order_relaxed) & CTX__SHARDED)) {
@@ -134,7 +133,7 @@ bool ctx__unlink(struct ctx__cnode *src, struct ctx__node *n)
 		}
 		ctx__unlock(&src->lock);
 	}
-	lock = &src->shards->s[n->base.shard].lock;
+	_Atomic uint32_t *lock = &src->shards->s[n->base.shard].lock;
 	ctx__lock(lock);
 	bool linked = remove_entry(n);
 	ctx__unlock(lock);
