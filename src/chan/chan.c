@@ -108,11 +108,23 @@
  * waits in the ring code for those few instructions, as any reader does.
  * Whoever sees the other kicks: under the lock, while a live waiter and a
  * ready ring coexist, claim the waiter and do its operation on the ring on
- * its behalf (the value goes straight to its destination). If the ring moved in between
- * (another thread took the value or the slot), the claimed waiter is told
- * to retry (CHAN__RETRY): it wakes, cleans up and runs its select again;
- * nothing was taken on its behalf, so nothing is lost. Unbuffered channels
- * use the lock for every operation, as before.
+ * its behalf (the value goes straight to its destination). If the ring
+ * moved in between (another thread took the value or the slot), the
+ * claimed waiter is told to retry (CHAN__RETRY): it wakes, cleans up and
+ * runs its select again; nothing was taken on its behalf, so nothing is
+ * lost. Unbuffered channels use the lock for every operation, as before.
+ *
+ * Who owns what, in short: the ring's slots belong to whoever claimed their
+ * position (CAS on tail or head) until its release store of the slot's
+ * sequence word; the queues, `closed` and the sudog links to the channel
+ * lock; a waiter's results to its claimer until the release exchange to
+ * DONE; the waiter and sudog memory to the blocked thread; the spin budget
+ * to its thread. Atomic pairs: slot sequence release (writer, reader) with
+ * the other side's acquire load; CAS on tail/head (seq_cst) with the
+ * waiter's seq_cst fence after its seq_cst increment of the queue's n;
+ * chan__finish's release exchange with the waiter's acquire load of DONE;
+ * unlink's release store of `queued` with the cleanup's acquire load; the
+ * closed bit's seq_cst fetch_or with the readers' acquire load of tail.
  */
 #include <errno.h>
 #include <sched.h>
