@@ -25,6 +25,17 @@
  *                             ready (4 channels of capacity 1, each holding
  *                             a value), then the value is sent back to the
  *                             channel that fired: one thread, no blocking
+ *   select_ctx_case           one chan_select over a ready receive case (a
+ *                             capacity-1 channel holding a value) and a
+ *                             context case on a live context, then the value
+ *                             is sent back: what a context case costs when
+ *                             the select need not block
+ *   select_ctx_pingpong       chan_pingpong_unbuffered with the main side's
+ *                             receive a chan_select over the pong channel
+ *                             and a context case on a live context: the
+ *                             select blocks every time, so this is the
+ *                             cost of hooking and unhooking the context
+ *                             around each wait
  *   go_spawn                  chan_go a short function that sends one value
  *                             on a capacity-1 channel, and receive it (Go:
  *                             `go func() { c <- v }()`; `<-c`): the cost of
@@ -179,6 +190,86 @@ static void op_select4(void)
 		chan_release(ch[i]);
 }
 
+/* ---- select_ctx_case ------------------------------------------------------ */
+
+struct ctx_case {
+	chan_t *c;
+	ctx_t *ctx;
+	struct pingpong pp;
+};
+
+static void body_select_ctx(void *arg, uint64_t n)
+{
+	struct ctx_case *cc = arg;
+	for (uint64_t i = 0; i < n; i++) {
+		int64_t v;
+		chan_case_t cs[2] = {CHAN_CASE_RECV(cc->c, &v), CHAN_CASE_DONE(cc->ctx)};
+		size_t fired;
+		chan_select(cs, 2, CTX_FOREVER, &fired);
+		if (fired != 0)
+			check(ECANCELED, "select_ctx_case: context fired");
+		chan_send(cc->c, &v);
+	}
+}
+
+static void op_select_ctx(void)
+{
+	if (!bench_wanted("select_ctx_case"))
+		return;
+	struct ctx_case cc = {.c = chan_make(sizeof(int64_t), 1)};
+	ctx_cancel_t *cancel;
+	cc.ctx = ctx_with_cancel(ctx_background(), &cancel);
+	if (!cc.ctx)
+		check(ENOMEM, "ctx_with_cancel");
+	if (!cc.c)
+		check(ENOMEM, "chan_make");
+	int64_t v = 1;
+	chan_send(cc.c, &v);
+	bench_op("select_ctx_case", body_select_ctx, &cc);
+	ctx_cancel(cancel);
+	ctx_release(cc.ctx);
+	chan_release(cc.c);
+}
+
+/* ---- select_ctx_pingpong -------------------------------------------------- */
+
+static void body_select_ctx_pingpong(void *arg, uint64_t n)
+{
+	struct ctx_case *cc = arg;
+	for (uint64_t i = 0; i < n; i++) {
+		int64_t v = (int64_t)i;
+		chan_send(cc->pp.ping, &v);
+		chan_case_t cs[2] = {CHAN_CASE_RECV(cc->pp.pong, &v), CHAN_CASE_DONE(cc->ctx)};
+		size_t fired;
+		chan_select(cs, 2, CTX_FOREVER, &fired);
+		if (fired != 0)
+			check(ECANCELED, "select_ctx_pingpong: context fired");
+	}
+}
+
+static void op_select_ctx_pingpong(void)
+{
+	if (!bench_wanted("select_ctx_pingpong"))
+		return;
+	struct ctx_case cc = {.pp = {chan_make(sizeof(int64_t), 0), chan_make(sizeof(int64_t), 0)}};
+	if (!cc.pp.ping || !cc.pp.pong)
+		check(ENOMEM, "chan_make");
+	ctx_cancel_t *cancel;
+	cc.ctx = ctx_with_cancel(ctx_background(), &cancel);
+	if (!cc.ctx)
+		check(ENOMEM, "ctx_with_cancel");
+	pthread_t t;
+	check(pthread_create(&t, NULL, pong_main, &cc.pp), "pthread_create");
+	bench_op("select_ctx_pingpong", body_select_ctx_pingpong, &cc);
+	int64_t stop = -1;
+	chan_send(cc.pp.ping, &stop);
+	pthread_join(t, NULL);
+	ctx_cancel(cancel);
+	ctx_release(cc.ctx);
+	chan_release(cc.pp.ping);
+	chan_release(cc.pp.pong);
+}
+
 /* ---- go_spawn ------------------------------------------------------------ */
 
 static void spawn_fn(void *p)
@@ -228,6 +319,8 @@ int main(void)
 	op_pingpong();
 	op_throughput();
 	op_select4();
+	op_select_ctx();
+	op_select_ctx_pingpong();
 	op_spawn();
 	return 0;
 }

@@ -169,6 +169,62 @@ void *ctx_value(const ctx_t *ctx, const void *key);
  * NUL and returns the length of the whole text. */
 int ctx_format(const ctx_t *ctx, char *buf, size_t size);
 
+/* ---- The inline fast path of ctx_err and ctx_done (ABI). ---------------
+ *
+ * In C11 and later (not C++, which uses the functions above), ctx_err(ctx)
+ * and ctx_done(ctx) expand to an inline read of the context's state, the
+ * same single acquire load the functions make, without the call. What it
+ * commits the library to, for every release with this soname (the values
+ * are checked against abi/libgoctx.inline by `make test`):
+ *  - a context's object starts with the members of struct ctx__abi_head: a
+ *    32-bit word, two bytes, then two pointers, the second of which (src)
+ *    is fixed for the context's life and is NULL or the address of an
+ *    object that starts with struct ctx__abi_cnode;
+ *  - that object's 32-bit `state` word holds the error (0, ECANCELED or
+ *    ETIMEDOUT) in bits 0-7, written once with a release store, and bit 10
+ *    (GOCTX__STATE_SLOW) set while that error is not yet to be reported:
+ *    then the inline calls the function.
+ * Everything else in a context may change. Taking the address of ctx_err or
+ * ctx_done, or writing (ctx_err)(ctx), names the exported functions; define
+ * GOCTX_NO_INLINE before including this header to use them everywhere. */
+#if !defined(GOCTX_NO_INLINE) && !defined(__cplusplus) && defined(__STDC_VERSION__) && \
+    __STDC_VERSION__ >= 201112L && !defined(__STDC_NO_ATOMICS__)
+#include <stdatomic.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GOCTX__MAY_ALIAS __attribute__((__may_alias__))
+#else
+#define GOCTX__MAY_ALIAS
+#endif
+
+struct GOCTX__MAY_ALIAS ctx__abi_head {
+	uint32_t ctx__refs;
+	uint8_t ctx__kind, ctx__todo;
+	const void *ctx__parent;
+	const struct ctx__abi_cnode *ctx__src;
+};
+struct GOCTX__MAY_ALIAS ctx__abi_cnode {
+	struct ctx__abi_head ctx__head;
+	const void *ctx__next, *ctx__pprev;
+	_Atomic uint32_t ctx__state;
+};
+#define GOCTX__STATE_ERR 0xffu
+#define GOCTX__STATE_SLOW (1u << 10)
+
+static inline int ctx__err_inline(const ctx_t *ctx)
+{
+	const struct ctx__abi_cnode *s = ((const struct ctx__abi_head *)(const void *)ctx)->ctx__src;
+	if (!s)
+		return 0;
+	uint32_t st = atomic_load_explicit((_Atomic uint32_t *)&s->ctx__state, memory_order_acquire);
+	if (st & GOCTX__STATE_SLOW)
+		return (ctx_err)(ctx);
+	return (int)(st & GOCTX__STATE_ERR);
+}
+#define ctx_err(ctx) ctx__err_inline(ctx)
+#define ctx_done(ctx) (ctx__err_inline(ctx) != 0)
+#endif
+
 /* ---- Waiting. ---------------------------------------------------------- */
 
 /* Block until ctx is done (returns ctx_err) or timeout ns pass (returns 0).

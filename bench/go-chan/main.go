@@ -17,6 +17,13 @@
 //	select_4                  select over 4 receive cases, all ready
 //	                          (capacity-1 channels holding a value), then
 //	                          the value goes back to the channel that fired
+//	select_ctx_case           select over a ready receive case (a
+//	                          capacity-1 channel holding a value) and
+//	                          <-ctx.Done() of a live context, then the value
+//	                          goes back
+//	select_ctx_pingpong       chan_pingpong_unbuffered with main's receive
+//	                          a select over the pong channel and
+//	                          <-ctx.Done() of a live context (it blocks)
 //	go_spawn                  go a function that sends one value on a
 //	                          capacity-1 channel, and receive it
 //
@@ -24,6 +31,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"goctx/bench/goharness"
 	"os"
@@ -86,6 +94,45 @@ func opSelect4() {
 	})
 }
 
+func opSelectCtx() {
+	c := make(chan int64, 1)
+	c <- 1
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	goharness.Bench("select_ctx_case", func(n int) {
+		for i := 0; i < n; i++ {
+			select {
+			case v := <-c:
+				c <- v
+			case <-ctx.Done():
+				panic("select_ctx_case: context fired")
+			}
+		}
+	})
+}
+
+func opSelectCtxPingpong() {
+	ping, pong := make(chan int64), make(chan int64)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for v := range ping {
+			pong <- v + 1
+		}
+	}()
+	goharness.Bench("select_ctx_pingpong", func(n int) {
+		for i := 0; i < n; i++ {
+			ping <- int64(i)
+			select {
+			case <-pong:
+			case <-ctx.Done():
+				panic("select_ctx_pingpong: context fired")
+			}
+		}
+	})
+	close(ping)
+}
+
 func opSpawn() {
 	c := make(chan int64, 1)
 	goharness.Bench("go_spawn", func(n int) {
@@ -102,5 +149,7 @@ func main() {
 	opPingpong()
 	opThroughput()
 	opSelect4()
+	opSelectCtx()
+	opSelectCtxPingpong()
 	opSpawn()
 }

@@ -94,7 +94,8 @@ int chan_recv(chan_t *c, void *elem, bool *ok);
  * return ctx_err(ctx) (ECANCELED or ETIMEDOUT) and nothing was sent or
  * received. A ctx already done on entry wins even if the channel is ready
  * (Go's select would pick at random). A NULL channel waits for ctx.
- * ENOMEM if the context could not be hooked (nothing happened then). */
+ * Waiting allocates nothing (the context is hooked in the call's own
+ * storage), so these never fail for want of memory. */
 int chan_send_ctx(ctx_t *ctx, chan_t *c, const void *elem);
 int chan_recv_ctx(ctx_t *ctx, chan_t *c, void *elem, bool *ok);
 
@@ -157,9 +158,11 @@ typedef struct chan_case {
  *              Go's `select {}` would block for ever
  *   EINVAL     cases NULL with n > 0, an unknown op, or a SEND with a NULL
  *              elem on a channel whose elem_size is not 0
- *   ENOMEM     could not hook a context (nothing happened)
- * Cost: no allocation for up to 8 cases; a context case registers an
- * after-func (see ctx_after_func) while the select sleeps. */
+ *   ENOMEM     more than 8 cases, none ready, and no memory for the
+ *              wait's records (nothing happened)
+ * Cost: no allocation for up to 8 cases, nor for more when one is ready; a
+ * context case hooks its context (ctx_after_func_at, in the select's own
+ * storage) only while the select sleeps. */
 int chan_select(chan_case_t *cases, size_t n, ctx_duration_t timeout, size_t *fired);
 
 /* ---- go. ---------------------------------------------------------------- */

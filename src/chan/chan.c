@@ -13,8 +13,10 @@
  * sudog per case (struct chan__sudog), on its own stack (or heap for more
  * than CHAN__STACK_CASES cases). Each channel case's sudog is linked into
  * its channel's sendq or recvq; each context case is hooked with
- * ctx_after_func. The waiter's `state` word is the only thing the thread
- * sleeps on:
+ * ctx_after_func_at into its sudog's own slot, and only once the select
+ * must block (a select that finds a case ready never touches the context
+ * beyond one ctx_done load). The waiter's `state` word is the only thing
+ * the thread sleeps on:
  *
  *   phase WAITING -> CLAIMED -> DONE, plus a SLEEP bit.
  *
@@ -27,6 +29,21 @@
  * alone. The waiter sets SLEEP (CAS) before each futex wait, so a finisher
  * makes the wake syscall only when the waiter may be asleep.
  *
+ * Before it sets SLEEP the waiter spins (chan__spin) until DONE, not merely
+ * until CLAIMED: a claimer publishes DONE only after unlocking, and a
+ * waiter that slept at CLAIMED cost a futex wait and a wake per hand-off.
+ * The spin is bounded (CHAN__SPIN_NS), skipped on one CPU, and adapts per
+ * thread: it yields the CPU after chan__spin_budget checks, a budget that
+ * doubles when waits end while spinning (the peer runs on another CPU) and
+ * halves when they end only after a yield that ran another thread (the
+ * peer shares this CPU; spinning would only delay it). The budget is a
+ * thread's own (_Thread_local): a guess, never a correctness matter. The
+ * ring watch of a buffered send or receive (below) is the same spin.
+ *
+ * Layout: a waiter has a cache line of its own and its sudogs start on
+ * the next one (CHAN__BLOCK), so the waiter's spinning reads of `state`
+ * do not pull back the line of the sudog its peer is unlinking.
+ *
  * Who owns the waiter's memory: the blocked thread, until it returns. It
  * does not return before DONE, and after DONE it still (1) stops every
  * after-func it registered (ctx_after_stop waits for a running one), and
@@ -36,6 +53,10 @@
  * DONE. The claimer's futex wake after that exchange may hit memory the
  * waiter has already left: that is one harmless spurious wake for whatever
  * waits there next, and every wait here re-checks its word in a loop.
+ *
+ * A channel case is reported as fired only by the party that claimed the
+ * waiter through chan__take, which unlinks that sudog before DONE: so the
+ * waiter's cleanup skips the fired case's sudog altogether.
  *
  * `queued` (atomic) lets the waiter skip the lock for sudogs already taken
  * off their queue: it is written only under the channel lock, by unlinking
@@ -76,20 +97,38 @@
  * no lock; the channel lock is taken only to block, to close, or to hand
  * off to blocked waiters. Blocked waiters (sudogs in recvq / sendq, counted
  * in the queue's `n`) are served by "kicks": whoever publishes a value (or
- * frees a slot) issues a seq_cst fence and reads recvq.n (sendq.n); a
- * thread that queues a sudog increments n (seq_cst) and then looks at the
- * ring again. So either the publisher sees the waiter or the waiter sees
- * the value (the store-buffer pattern, both sides fenced), and whoever sees
- * it kicks: under the lock, while a live waiter and a ready ring coexist,
- * claim the waiter and do its operation on the ring on its behalf (the
- * value goes straight to its destination). If the ring moved in between
- * (another thread took the value or the slot), the claimed waiter is told
- * to retry (CHAN__RETRY): it wakes, cleans up and runs its select again;
- * nothing was taken on its behalf, so nothing is lost. Unbuffered channels
- * use the lock for every operation, as before.
+ * frees a slot) claimed its position with a seq_cst CAS on tail (head) and,
+ * once done with the slot, reads recvq.n (sendq.n) with a seq_cst load; a
+ * thread that queues a sudog increments n (seq_cst), issues a seq_cst
+ * fence and then looks at the ring's counters again. So either the
+ * publisher's load sees the waiter or the waiter's look sees the claim (the
+ * store-buffer pattern over the total order of seq_cst operations: no
+ * fence on the publisher's side, whose CAS is a locked instruction anyway).
+ * A waiter that sees a claim whose slot is not yet published (or freed)
+ * waits in the ring code for those few instructions, as any reader does.
+ * Whoever sees the other kicks: under the lock, while a live waiter and a
+ * ready ring coexist, claim the waiter and do its operation on the ring on
+ * its behalf (the value goes straight to its destination). If the ring
+ * moved in between (another thread took the value or the slot), the
+ * claimed waiter is told to retry (CHAN__RETRY): it wakes, cleans up and
+ * runs its select again; nothing was taken on its behalf, so nothing is
+ * lost. Unbuffered channels use the lock for every operation, as before.
+ *
+ * Who owns what, in short: the ring's slots belong to whoever claimed their
+ * position (CAS on tail or head) until its release store of the slot's
+ * sequence word; the queues, `closed` and the sudog links to the channel
+ * lock; a waiter's results to its claimer until the release exchange to
+ * DONE; the waiter and sudog memory to the blocked thread; the spin budget
+ * to its thread. Atomic pairs: slot sequence release (writer, reader) with
+ * the other side's acquire load; CAS on tail/head (seq_cst) with the
+ * waiter's seq_cst fence after its seq_cst increment of the queue's n;
+ * chan__finish's release exchange with the waiter's acquire load of DONE;
+ * unlink's release store of `queued` with the cleanup's acquire load; the
+ * closed bit's seq_cst fetch_or with the readers' acquire load of tail.
  */
 #include <errno.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +136,7 @@
 
 #include "goctx/chan.h"
 #include "../ctx/internal.h"
+#include "testing.h"
 
 #define CHAN__STACK_CASES 8
 #define CHAN__CLOSED_BIT ((uint64_t)1 << 63)
@@ -119,15 +159,34 @@ struct chan__waiter {
 	bool ok;                /* result for a receive case */
 };
 
-/* One case of a blocked thread. */
+/* One case of a blocked thread. A channel case uses the queue fields, a
+ * DONE case the after-func slot (the registration lives here: hooking a
+ * context allocates nothing). */
 struct chan__sudog {
-	struct chan__sudog *next, *prev; /* in a channel queue; that channel's lock */
-	_Atomic bool queued;             /* in a channel queue; see "Design" */
-	struct chan__waiter *w;          /* fixed while blocked */
-	void *elem;                      /* SEND: source; RECV: destination or NULL */
-	size_t index;                    /* case index reported as fired */
-	ctx_after_t *stop;               /* DONE case: the after-func hook, or NULL */
+	struct chan__waiter *w; /* fixed while blocked */
+	uint32_t index;         /* case index reported as fired (n <= UINT32_MAX) */
+	_Atomic bool queued;    /* SEND, RECV: in a channel queue; see "Design" */
+	union {
+		struct { /* SEND, RECV */
+			struct chan__sudog *next, *prev; /* in a channel queue; its lock */
+			void *elem; /* SEND: source; RECV: destination or NULL */
+		};
+		ctx_after_slot_t slot; /* DONE: ctx_after_func_at's storage */
+	};
+	ctx_after_t *stop; /* DONE: the registration's handle, or NULL */
 };
+
+/* A blocked thread's waiter and sudogs: the waiter on a cache line of its
+ * own, the sudogs from the next line on. The waiter spins reading its
+ * state word while a peer completes the wait (claim, unlink, copy,
+ * finish); with the first sudog in the state's line (tried), each of the
+ * peer's writes to the sudog met the line pulled back by those reads, and
+ * chan_pingpong_unbuffered got slower. */
+#define CHAN__BLOCK(k)                                                                   \
+	struct {                                                                         \
+		_Alignas(64) struct chan__waiter w;                                      \
+		_Alignas(64) struct chan__sudog sg[k];                                   \
+	}
 
 struct chan__waitq {
 	struct chan__sudog *first, *last;
@@ -156,9 +215,89 @@ struct chan {
 
 static inline void chan__copy(void *dst, const void *src, size_t n)
 {
-	/* memcpy with a NULL pointer is undefined even for n == 0. */
-	if (n && dst)
+	/* memcpy with a NULL pointer is undefined even for n == 0. The usual
+	 * element sizes get a copy of constant size (a move or two, inline)
+	 * instead of a call. */
+	if (!n || !dst)
+		return;
+	switch (n) {
+	case 4:
+		memcpy(dst, src, 4);
+		break;
+	case 8:
+		memcpy(dst, src, 8);
+		break;
+	case 16:
+		memcpy(dst, src, 16);
+		break;
+	default:
 		memcpy(dst, src, n);
+		break;
+	}
+}
+
+/* ---- Spinning before a sleep. ----------------------------------------- */
+
+/* How many checks (a pause each) a spin makes before its first yield: per
+ * thread, adapted to what the last spins met. A wait that ended while
+ * spinning, or after yields that gave the CPU to nobody (they came back at
+ * once), means the peer runs on another CPU: spin longer first (double the
+ * budget, up to the maximum). One that ended after a yield that ran
+ * another thread means the peer shares this CPU or was preempted, and
+ * spinning just burns the time it needs: yield sooner (halve the budget,
+ * down to the minimum). */
+#define CHAN__SPIN_MIN 2
+#define CHAN__SPIN_MAX 64
+#define CHAN__YIELD_RAN_NS (1 * CTX_MICROSECOND) /* a yield this long ran someone */
+static _Thread_local unsigned chan__spin_budget = CHAN__SPIN_MAX;
+static atomic_bool chan__no_spin; /* testing.h: chan__set_spin(false) */
+
+void chan__set_spin(bool on)
+{
+	atomic_store_explicit(&chan__no_spin, !on, memory_order_relaxed);
+}
+
+/* Spin until ready(arg, slow) or CHAN__SPIN_NS pass (or `until`, absolute
+ * CLOCK_MONOTONIC ns, if >= 0): chan__spin_budget checks, then a yield
+ * after every 16 more (the peer may be waiting for this CPU: more runnable
+ * threads than CPUs); slow is true once per 16 checks. Never on a single
+ * CPU. true once ready. */
+static inline bool chan__spin(bool (*ready)(void *arg, bool slow), void *arg, ctx_time_t until)
+{
+	if (ctx__os_ncpu() < 2 || atomic_load_explicit(&chan__no_spin, memory_order_relaxed))
+		return false;
+	unsigned budget = chan__spin_budget;
+	for (unsigned i = 0; i < budget; i++) {
+		if (ready(arg, false)) {
+			if (budget < CHAN__SPIN_MAX)
+				chan__spin_budget = budget * 2;
+			return true;
+		}
+		ctx__os_relax();
+	}
+	ctx_time_t now = ctx__os_now(), stop = now + CHAN__SPIN_NS;
+	if (until >= 0 && until < stop)
+		stop = until;
+	bool ran = false; /* a yield gave the CPU to another thread */
+	for (;;) {
+		sched_yield();
+		ctx_time_t then = now;
+		now = ctx__os_now();
+		ran |= now - then >= CHAN__YIELD_RAN_NS;
+		for (int i = 0; i < 16; i++) {
+			if (ready(arg, i == 15)) {
+				if (ran)
+					chan__spin_budget = budget > CHAN__SPIN_MIN ? budget / 2 : budget;
+				else if (budget < CHAN__SPIN_MAX)
+					chan__spin_budget = budget * 2;
+				return true;
+			}
+			ctx__os_relax();
+		}
+		now = ctx__os_now();
+		if (now >= stop)
+			return false;
+	}
 }
 
 /* ---- The ring of a buffered channel (no lock). ------------------------ */
@@ -197,8 +336,10 @@ static int chan__ring_send(struct chan *c, const void *elem)
 		uint64_t seq = atomic_load_explicit(sq, memory_order_acquire);
 		int64_t d = (int64_t)(seq - 2 * pos);
 		if (d == 0) {
+			/* seq_cst: the publisher's half of the kick protocol
+			 * (see "Design"); a locked instruction anyway. */
 			if (atomic_compare_exchange_weak_explicit(&c->tail, &pos, pos + 1,
-			                                          memory_order_relaxed,
+			                                          memory_order_seq_cst,
 			                                          memory_order_relaxed)) {
 				chan__copy(chan__slot_elem(sq), elem, c->elem_size);
 				/* Release: the element before the sequence. */
@@ -234,8 +375,9 @@ static int chan__ring_recv(struct chan *c, void *elem)
 		uint64_t seq = atomic_load_explicit(sq, memory_order_acquire);
 		int64_t d = (int64_t)(seq - (2 * pos + 1));
 		if (d == 0) {
+			/* seq_cst: as the writer's claim. */
 			if (atomic_compare_exchange_weak_explicit(&c->head, &pos, pos + 1,
-			                                          memory_order_relaxed,
+			                                          memory_order_seq_cst,
 			                                          memory_order_relaxed)) {
 				chan__copy(elem, chan__slot_elem(sq), c->elem_size);
 				/* Release: done reading before the slot is free. */
@@ -302,7 +444,7 @@ static uint32_t chan__rand_below(uint32_t k)
 
 /* Move w from WAITING to CLAIMED; true if this caller won. Acquire: the
  * winner reads the sudog fields the waiter wrote before it became visible
- * (under a channel lock or through ctx_after_func, which already order
+ * (under a channel lock or through ctx_after_func_at, which already order
  * them; the acquire keeps the claim itself honest). */
 static bool chan__claim(struct chan__waiter *w)
 {
@@ -326,16 +468,24 @@ static void chan__finish(struct chan__waiter *w)
 		ctx__os_wake(&w->state, 1);
 }
 
-static bool chan__not_waiting(uint32_t s) { return (s & CHAN__PHASE) != CHAN__WAITING; }
+static bool chan__is_done(void *arg, bool slow)
+{
+	(void)slow;
+	struct chan__waiter *w = arg;
+	/* Acquire: pairs with chan__finish's release (the results). */
+	return (atomic_load_explicit(&w->state, memory_order_acquire) & CHAN__PHASE) == CHAN__DONE;
+}
 
 /* Sleep until w is DONE. With abs (CLOCK_MONOTONIC), claim w for the
  * timeout once it passes, unless someone claimed it first. */
 static void chan__wait(struct chan__waiter *w, const struct timespec *abs)
 {
-	/* The library's one adaptive spin (ctx/word.c) before any sleep. */
-	uint32_t seen;
+	/* Spin first: until DONE, not just CLAIMED (the claimer finishes
+	 * after its unlock, a few hundred ns later; sleeping at CLAIMED costs
+	 * a futex wait here and a wake there). */
 	ctx_time_t until = abs ? (ctx_time_t)abs->tv_sec * CTX_SECOND + abs->tv_nsec : -1;
-	ctx__spin(&w->state, chan__not_waiting, until, &seen);
+	if (chan__spin(chan__is_done, w, until))
+		return;
 	for (;;) {
 		uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
 		if ((s & CHAN__PHASE) == CHAN__DONE)
@@ -517,9 +667,11 @@ static void chan__finish_all(struct chan__sudog *wake)
  * side `q` it may have enabled, kick them. */
 static void chan__kick(struct chan *c, struct chan__waitq *q)
 {
-	/* seq_cst fence: the publisher's half of the kick protocol. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (!atomic_load_explicit(&q->n, memory_order_relaxed))
+	/* seq_cst, after the seq_cst claim of the ring position: the
+	 * publisher's half of the kick protocol (see "Design"). No fence: on
+	 * x86 the claim's locked CAS already orders it, and this is a plain
+	 * load. */
+	if (!atomic_load_explicit(&q->n, memory_order_seq_cst))
 		return;
 	struct chan__sudog *wake = NULL;
 	ctx__lock(&c->lock);
@@ -785,7 +937,7 @@ static void chan__unlock_all(const chan_case_t *cs, size_t n)
  * CLOCK_MONOTONIC limit (NULL: none); block false: Go's default. sgs: room
  * for n sudogs when block is true. */
 static int chan__select_once(chan_case_t *cs, size_t n, const struct timespec *abs, bool block,
-                             size_t *fired, struct chan__sudog *sgs)
+                             size_t *fired, struct chan__waiter *wp, struct chan__sudog *sgs)
 {
 	chan__lock_all(cs, n);
 	for (;;) {
@@ -830,16 +982,21 @@ static int chan__select_once(chan_case_t *cs, size_t n, const struct timespec *a
 	}
 
 	/* Pass 2: enqueue on every channel, hook every context, sleep. */
-	struct chan__waiter w = {.fired = CHAN_NONE, .err = 0, .ok = false};
-	atomic_init(&w.state, CHAN__WAITING);
+	struct chan__waiter *const w = wp;
+	w->fired = CHAN_NONE;
+	w->err = 0;
+	w->ok = false;
+	atomic_init(&w->state, CHAN__WAITING);
 	for (size_t i = 0; i < n; i++) {
 		struct chan__sudog *sg = &sgs[i];
-		sg->w = &w;
-		sg->index = i;
-		sg->elem = cs[i].elem;
+		sg->w = w;
+		sg->index = (uint32_t)i;
 		sg->stop = NULL;
+		if (cs[i].op == CHAN_DONE)
+			continue; /* its slot is written by ctx_after_func_at */
+		sg->elem = cs[i].elem;
 		atomic_init(&sg->queued, false);
-		struct chan *c = chan__case_chan(&cs[i]);
+		struct chan *c = cs[i].chan;
 		if (c)
 			chan__enqueue(cs[i].op == CHAN_SEND ? &c->sendq : &c->recvq, sg);
 	}
@@ -852,7 +1009,7 @@ static int chan__select_once(chan_case_t *cs, size_t n, const struct timespec *a
 		struct chan *c = chan__case_chan(&cs[i]);
 		if (!c || !c->cap)
 			continue;
-		if ((atomic_load_explicit(&w.state, memory_order_relaxed) & CHAN__PHASE) !=
+		if ((atomic_load_explicit(&w->state, memory_order_relaxed) & CHAN__PHASE) !=
 		    CHAN__WAITING)
 			break;
 		if (cs[i].op == CHAN_SEND ? chan__ring_can_send(c) : chan__ring_can_recv(c)) {
@@ -867,50 +1024,74 @@ static int chan__select_once(chan_case_t *cs, size_t n, const struct timespec *a
 		if (cs[i].op != CHAN_DONE || !cs[i].ctx)
 			continue;
 		/* Relaxed: a hint; fired already, so stop hooking. */
-		if ((atomic_load_explicit(&w.state, memory_order_relaxed) & CHAN__PHASE) !=
+		if ((atomic_load_explicit(&w->state, memory_order_relaxed) & CHAN__PHASE) !=
 		    CHAN__WAITING)
 			break;
-		int e = ctx_after_func(cs[i].ctx, chan__ctx_fired, &sgs[i], &sgs[i].stop);
-		if (e) {
-			sgs[i].stop = NULL;
-			if (chan__claim(&w)) {
-				w.fired = CHAN_NONE;
-				w.err = e;
-				atomic_store_explicit(&w.state, CHAN__DONE, memory_order_relaxed);
-			}
-			break;
-		}
+		/* In the sudog's own slot: no allocation, so no failure (the
+		 * arguments are not NULL). The caller holds cs[i].ctx for the
+		 * whole call, and the cleanup below stops the registration
+		 * before the slot goes away. */
+		sgs[i].stop = ctx_after_func_at(cs[i].ctx, &sgs[i].slot, chan__ctx_fired, &sgs[i]);
 	}
-	chan__wait(&w, abs);
+	chan__wait(w, abs);
 
 	/* Cleanup: nobody may touch w or sgs once this returns. */
 	for (size_t i = 0; i < n; i++) {
 		struct chan__sudog *sg = &sgs[i];
-		if (sg->stop) {
-			ctx_after_stop(sg->stop);
+		if (cs[i].op == CHAN_DONE) {
+			/* Waits for a chan__ctx_fired still running elsewhere. */
+			if (sg->stop)
+				ctx_after_stop(sg->stop);
 			continue;
 		}
-		struct chan *c = chan__case_chan(&cs[i]);
-		if (c && atomic_load_explicit(&sg->queued, memory_order_acquire)) {
+		/* The fired case's sudog was taken off its queue by the party
+		 * that claimed this waiter (chan__take), before its DONE: no
+		 * need to read its line again. */
+		struct chan *c = cs[i].chan;
+		if (c && i != w->fired && atomic_load_explicit(&sg->queued, memory_order_acquire)) {
 			ctx__lock(&c->lock);
 			if (atomic_load_explicit(&sg->queued, memory_order_relaxed))
 				chan__unlink(cs[i].op == CHAN_SEND ? &c->sendq : &c->recvq, sg);
 			ctx__unlock(&c->lock);
 		}
 	}
-	if (w.fired != CHAN_NONE && cs[w.fired].op == CHAN_RECV)
-		cs[w.fired].ok = w.ok;
-	*fired = w.fired;
-	return w.err;
+	if (w->fired != CHAN_NONE && cs[w->fired].op == CHAN_RECV)
+		cs[w->fired].ok = w->ok;
+	*fired = w->fired;
+	return w->err;
 }
 
 static int chan__select(chan_case_t *cs, size_t n, const struct timespec *abs, bool block,
-                        size_t *fired, struct chan__sudog *sgs)
+                        size_t *fired, struct chan__waiter *w, struct chan__sudog *sgs)
 {
 	int err;
 	/* A kick that claimed this waiter but found the ring moved: again. */
-	while ((err = chan__select_once(cs, n, abs, block, fired, sgs)) == CHAN__RETRY)
+	while ((err = chan__select_once(cs, n, abs, block, fired, w, sgs)) == CHAN__RETRY)
 		;
+	return err;
+}
+
+/* The blocking part of chan_select, out of line: room for the waiter and
+ * CHAN__STACK_CASES sudogs, or the heap for more. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int chan__select_block(chan_case_t *cases, size_t n, const struct timespec *abs,
+                              size_t *fired)
+{
+	CHAN__BLOCK(CHAN__STACK_CASES) stack;
+	struct chan__sudog *sgs = stack.sg;
+	if (n > CHAN__STACK_CASES) {
+		/* (A sudog keeps its case index in 32 bits.) */
+		if (n > SIZE_MAX / sizeof(*sgs) || n > UINT32_MAX)
+			return ENOMEM;
+		sgs = ctx__alloc(n * sizeof(*sgs));
+		if (!sgs)
+			return ENOMEM;
+	}
+	int err = chan__select(cases, n, abs, true, fired, &stack.w, sgs);
+	if (sgs != stack.sg)
+		ctx__free(sgs);
 	return err;
 }
 
@@ -953,27 +1134,21 @@ int chan_select(chan_case_t *cases, size_t n, ctx_duration_t timeout, size_t *fi
 	}
 	if (block && !abs && !any)
 		return EDEADLK;
-	struct chan__sudog stack[CHAN__STACK_CASES], *sgs = stack;
-	if (block && n > CHAN__STACK_CASES) {
-		if (n > SIZE_MAX / sizeof(*sgs))
-			return ENOMEM;
-		sgs = ctx__alloc(n * sizeof(*sgs));
-		if (!sgs)
-			return ENOMEM;
-	}
-	int err = chan__select(cases, n, abs, block, fired, sgs);
-	if (sgs != stack)
-		ctx__free(sgs);
-	return err;
+	/* A look first, without the blocking storage: a select that finds a
+	 * case ready (the common case) does not set up the frame below. */
+	int err = chan__select_once(cases, n, NULL, false, fired, NULL, NULL);
+	if (err != EAGAIN || !block)
+		return err;
+	return chan__select_block(cases, n, abs, fired);
 }
 
 /* ---- Send and receive: one-case (or two-case) selects. ---------------- */
 
 static int chan__one(chan_case_t *cs, bool block)
 {
-	struct chan__sudog sg;
+	CHAN__BLOCK(1) b;
 	size_t fired;
-	return chan__select(cs, 1, NULL, block, &fired, &sg);
+	return chan__select(cs, 1, NULL, block, &fired, &b.w, b.sg);
 }
 
 /* The lock-free paths of a buffered channel: EAGAIN when the ring is full
@@ -1001,39 +1176,35 @@ static int chan__fast_recv(struct chan *c, void *elem, bool *ok)
 	return r;
 }
 
+struct chan__watch {
+	struct chan *c;
+	bool send;
+};
+
+static bool chan__ring_looks_ready(void *arg, bool slow)
+{
+	const struct chan__watch *wa = arg;
+	struct chan *c = wa->c;
+	uint64_t pos = atomic_load_explicit(wa->send ? &c->tail : &c->head, memory_order_relaxed);
+	if (pos & CHAN__CLOSED_BIT)
+		return true; /* only tail carries the bit */
+	uint64_t seq = atomic_load_explicit(chan__seq(c, pos), memory_order_relaxed);
+	if (seq == (wa->send ? 2 * pos : 2 * pos + 1))
+		return true;
+	/* A receive also stops at close; tail is the writers' line, so look
+	 * at it only now and then. */
+	return slow && !wa->send &&
+	       (atomic_load_explicit(&c->tail, memory_order_relaxed) & CHAN__CLOSED_BIT);
+}
+
 /* Before queuing as a waiter: watch the ring for a few microseconds (never
- * on one CPU), as a futex wait would spin first anyway. The watch reads
- * only the slot at the position of interest, not the other side's
- * counter; true once it looks ready. */
+ * on one CPU; chan__spin), as a futex wait would spin first anyway. The
+ * watch reads only the slot at the position of interest, not the other
+ * side's counter; true once it looks ready. */
 static bool chan__ring_watch(struct chan *c, bool send)
 {
-	if (ctx__os_ncpu() < 2)
-		return false;
-	ctx_time_t stop = 0;
-	for (int round = 0;; round++) {
-		for (int i = 0; i < 64; i++) {
-			uint64_t pos = atomic_load_explicit(send ? &c->tail : &c->head,
-			                                    memory_order_relaxed);
-			if (send && (pos & CHAN__CLOSED_BIT))
-				return true;
-			uint64_t seq = atomic_load_explicit(chan__seq(c, pos & ~CHAN__CLOSED_BIT),
-			                                    memory_order_relaxed);
-			if (seq == (send ? 2 * pos : 2 * pos + 1))
-				return true;
-			ctx__os_relax();
-		}
-		if (!send && (atomic_load_explicit(&c->tail, memory_order_relaxed) & CHAN__CLOSED_BIT))
-			return true;
-		/* The peer may be waiting for this CPU (more runnable threads
-		 * than CPUs): let it run now and then. */
-		if (round % 4 == 3)
-			sched_yield();
-		ctx_time_t now = ctx__os_now();
-		if (round == 0)
-			stop = now + CHAN__SPIN_NS;
-		else if (now >= stop)
-			return false;
-	}
+	struct chan__watch wa = {c, send};
+	return chan__spin(chan__ring_looks_ready, &wa, -1);
 }
 
 int chan_send(chan_t *c, const void *elem)
@@ -1115,9 +1286,9 @@ static int chan__with_ctx(ctx_t *ctx, chan_case_t cs[2])
 			return err;
 	}
 	cs[1] = CHAN_CASE_DONE(ctx);
-	struct chan__sudog sgs[2];
+	CHAN__BLOCK(2) b;
 	size_t fired;
-	err = chan__select(cs, 2, NULL, true, &fired, sgs);
+	err = chan__select(cs, 2, NULL, true, &fired, &b.w, b.sg);
 	if (fired == 1)
 		return ctx_err(ctx);
 	return err;

@@ -3,6 +3,7 @@
 #ifndef GOCTX_CHAN_TESTING_H
 #define GOCTX_CHAN_TESTING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "goctx/chan.h"
@@ -12,5 +13,11 @@
  * platform's wait, or about to be. A test waits for this before it acts, so
  * the act must wake a sleeper rather than meet a thread still on its way. */
 size_t chan__sleepers(chan_t *c);
+
+/* Turn the spins before a sleep off (false) or back on (true, the
+ * default), for every thread: then every send, receive or select that
+ * cannot complete at once queues and sleeps, so a test drives the queue,
+ * kick and wake paths that spinning mostly hides. */
+void chan__set_spin(bool on);
 
 #endif

@@ -48,6 +48,7 @@ int ctx_after_func(ctx_t *ctx, void (*fn)(void *arg), void *arg, ctx_after_t **s
 		atomic_init(&a->node.base.refs, stop ? 2 : 1);
 		a->node.base.kind = CTX__AFTER;
 		a->node.base.todo = 0;
+		a->node.base.flags = 0;
 		a->node.base.parent = ctx_retain(ctx);
 		a->node.base.src = NULL;
 		a->node.next = NULL;
@@ -95,6 +96,7 @@ ctx_after_t *ctx_after_func_at(ctx_t *ctx, ctx_after_slot_t *slot, void (*fn)(vo
 		atomic_init(&a->node.base.refs, 1);
 		a->node.base.kind = CTX__AFTER;
 		a->node.base.todo = 0;
+		a->node.base.flags = 0;
 		a->node.base.parent = ctx; /* not held: the caller holds it */
 		a->node.base.src = NULL;
 		a->node.next = NULL;
@@ -168,7 +170,8 @@ bool ctx_after_stop(ctx_after_t *stop)
 		if (ctx__unlink(a->node.base.parent->src, &a->node)) {
 			/* Still listed, so no canceller holds it: the registration's
 			 * and the handle's are the only references, both ours. */
-			ctx_release(ctx__destroy(&a->node.base));
+			bool owned; /* never, for a registration (it holds parent in refs) */
+			ctx_release(ctx__destroy(&a->node.base, &owned));
 		} else {
 			/* A canceller detached it and holds a reference of its own;
 			 * drop the registration's, then the handle's. */

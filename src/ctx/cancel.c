@@ -23,6 +23,13 @@
 #include <stdint.h>
 
 #include "internal.h"
+#include "testing.h"
+
+/* Tests only (testing.h): called between publishing err and writing the
+ * done descriptor. Set while no cancel runs. */
+static void (*publish_hook)(void);
+
+void ctx__set_publish_hook(void (*fn)(void)) { publish_hook = fn; }
 
 /* Stack entries are node addresses; bit 0 marks "subtree done" markers. */
 #define MARK ((uintptr_t)1)
@@ -43,6 +50,34 @@ static bool busy_clear(uint32_t s) { return !(s & CTX__BUSY); }
 
 enum { ALREADY_DONE, DONE_LEAF, DONE_BUSY };
 
+/* Detach the live entries of the list at head onto op's stack (after a
+ * marker for mark first, if not NULL and any is live); leave dying ones
+ * (count 0) to unlink themselves. Pushing in list order reverses it, so
+ * siblings are popped oldest first. Returns whether any was live. The
+ * caller holds the list's lock. */
+static bool detach(struct ctx__node **head, struct op *op, struct ctx__cnode *mark)
+{
+	struct ctx__node *e = *head, **keep = head;
+	bool any = false;
+	while (e) {
+		struct ctx__node *next = e->next;
+		if (ctx__try_retain(ctx__holder(e))) {
+			if (!any && mark)
+				push(op, &mark->node, MARK); /* popped after the subtree */
+			any = true;
+			e->pprev = NULL;
+			push(op, e, 0);
+		} else {
+			*keep = e;
+			e->pprev = keep;
+			keep = &e->next;
+		}
+		e = next;
+	}
+	*keep = NULL;
+	return any;
+}
+
 /* Mark c done; detach its live children onto op's stack, after a marker
  * for c (except for the op's root, which the op clears itself). Returns
  * ALREADY_DONE, DONE_LEAF (no live children) or DONE_BUSY (BUSY set; for a
@@ -58,39 +93,36 @@ static int cancel_one(struct ctx__cnode *c, int err, int *cause, struct op *op, 
 	if (*cause == CTX__TIMER_CAUSE)
 		*cause = c->cause; /* the deadline's own cause */
 	c->cause = *cause;
-	/* Detach live children; leave dying ones (count 0) to unlink
-	 * themselves. Pushing in list order reverses it, so siblings are
-	 * popped oldest first. */
-	struct ctx__node *e = c->children, **keep = &c->children;
-	bool any = false;
-	while (e) {
-		struct ctx__node *next = e->next;
-		if (ctx__try_retain(ctx__holder(e))) {
-			if (!any && !root)
-				push(op, &c->node, MARK); /* popped after the subtree */
-			any = true;
-			e->pprev = NULL;
-			push(op, e, 0);
-		} else {
-			*keep = e;
-			e->pprev = keep;
-			keep = &e->next;
-		}
-		e = next;
-	}
-	*keep = NULL;
+	/* A sharded node publishes err first, then detaches its shards (a
+	 * linker checks err under its shard's lock, not this one), so it
+	 * cannot know yet whether any child is live: it is always BUSY. */
+	bool shards = s & CTX__SHARDED;
+	bool any = shards;
+	if (any && !root)
+		push(op, &c->node, MARK); /* popped after the subtree */
+	if (!shards)
+		any = detach(&c->children, op, root ? NULL : c);
 
-	/* Release: pairs with the acquire loads in ctx_err/ctx_cause/waits. */
+	/* Release: pairs with the acquire loads in ctx_err/ctx_cause/waits. An
+	 * or, not a store: SHARDED stays (and the err bits were 0). */
 	uint32_t now = (uint32_t)err | (any ? CTX__BUSY : 0);
 	bool fd = ctx__os_done_made(&c->done);
-	uint32_t old = atomic_exchange_explicit(&c->state, now | (fd ? CTX__PUBLISHING : 0),
+	uint32_t old = atomic_fetch_or_explicit(&c->state, now | (fd ? CTX__PUBLISHING : 0),
 	                                        memory_order_release);
 	if (fd) {
 		/* Readers wait while PUBLISHING is set (Go issue 75533: once err
 		 * is seen, the descriptor is readable). */
+		if (__builtin_expect(publish_hook != NULL, 0))
+			publish_hook();
 		ctx__os_done_signal(&c->done);
 		old |= atomic_fetch_and_explicit(&c->state, ~(CTX__PUBLISHING | CTX__WAITERS),
 		                                 memory_order_release);
+	}
+	for (int i = 0; shards && i < CTX__NSHARDS; i++) {
+		struct ctx__shard *sh = &c->shards->s[i];
+		ctx__lock(&sh->lock);
+		detach(&sh->head, op, NULL);
+		ctx__unlock(&sh->lock);
 	}
 	ctx__unlock(&c->lock);
 	if (old & CTX__WAITERS)

@@ -27,7 +27,7 @@ ctx_t *ctx_retain(ctx_t *c)
 bool ctx__try_retain(struct ctx *c)
 {
 	uint32_t n = atomic_load_explicit(&c->refs, memory_order_relaxed);
-	while (n != 0) {
+	while ((n & ~CTX__REFS_KILLED) != 0) {
 		if (atomic_compare_exchange_weak_explicit(&c->refs, &n, n + 1, memory_order_relaxed,
 		                                          memory_order_relaxed))
 			return true;
@@ -35,43 +35,10 @@ bool ctx__try_retain(struct ctx *c)
 	return false;
 }
 
-bool ctx__unlink(struct ctx__cnode *src, struct ctx__node *n)
-{
-	ctx__lock(&src->lock);
-	bool linked = n->pprev != NULL;
-	if (linked) {
-		*n->pprev = n->next;
-		if (n->next)
-			n->next->pprev = n->pprev;
-		n->pprev = NULL;
-	}
-	ctx__unlock(&src->lock);
-	return linked;
-}
-
-int ctx__link(struct ctx__cnode *src, struct ctx__node *n, int *cause)
-{
-	ctx__lock(&src->lock);
-	/* err is written under this lock: a relaxed load is ordered by it. */
-	int err = (int)(atomic_load_explicit(&src->state, memory_order_relaxed) & CTX__ERR_MASK);
-	if (err) {
-		*cause = src->cause;
-	} else {
-		n->next = src->children;
-		if (n->next)
-			n->next->pprev = &n->next;
-		src->children = n;
-		n->pprev = &src->children;
-	}
-	ctx__unlock(&src->lock);
-	return err;
-}
-
-/* Free one node whose count reached zero; returns its parent, whose
- * reference the caller must now drop. */
-struct ctx *ctx__destroy(struct ctx *c)
+struct ctx *ctx__destroy(struct ctx *c, bool *owned)
 {
 	struct ctx *parent = c->parent;
+	*owned = false;
 	switch (c->kind) {
 	case CTX__VALUE: {
 		struct ctx__value *v = (struct ctx__value *)c;
@@ -99,6 +66,8 @@ struct ctx *ctx__destroy(struct ctx *c)
 			ctx__unlink(parent->src, &cn->node);
 		if (ctx__os_done_made(&cn->done))
 			ctx__os_done_close(&cn->done);
+		if (atomic_load_explicit(&cn->state, memory_order_relaxed) & CTX__SHARDED)
+			ctx__shard_free(cn);
 		break;
 	}
 	case CTX__AFTER:
@@ -108,7 +77,14 @@ struct ctx *ctx__destroy(struct ctx *c)
 	default:
 		break;
 	}
+	bool shard_ref = c->flags & CTX__F_SHARD_REF;
+	unsigned shard = c->shard;
 	ctx__node_free(c);
+	if (shard_ref) {
+		/* The reference to parent was counted in its shard. */
+		*owned = ctx__shard_leave(parent->src, shard);
+		return *owned ? parent : NULL;
+	}
 	return parent;
 }
 
@@ -131,31 +107,47 @@ static bool sole_holder(const struct ctx *c)
 	case CTX__WITHOUT:
 		break;
 	case CTX__CANCEL:
-	case CTX__TIMER:
-		if (!(atomic_load_explicit(&((const struct ctx__cnode *)c)->state,
-		                           memory_order_acquire) &
-		      CTX__ERR_MASK))
+	case CTX__TIMER: {
+		/* A SHARDED node's count includes its table's reference. */
+		uint32_t st = atomic_load_explicit(&((const struct ctx__cnode *)c)->state,
+		                                   memory_order_acquire);
+		if (!(st & CTX__ERR_MASK) || (st & CTX__SHARDED))
 			return false;
 		break;
+	}
 	default:
 		return false;
 	}
 	return atomic_load_explicit(&c->refs, memory_order_acquire) == 1;
 }
 
+/* Drop one reference to c; true when the caller must now free it. */
+static bool drop_ref(struct ctx *c)
+{
+	if (sole_holder(c))
+		return true;
+	/* Read before letting go (after, c may be gone). A node sharded after
+	 * this read was sharded by a linker that holds a reference too, so
+	 * this is not the last one either way. */
+	if (c->src == (struct ctx__cnode *)c &&
+	    (atomic_load_explicit(&c->src->state, memory_order_acquire) & CTX__SHARDED))
+		return ctx__shard_drop(c->src);
+	/* acq_rel: every use of the node by other holders happens before the
+	 * free (a release fetch_sub plus an acquire fence would do, but
+	 * ThreadSanitizer does not model fences; on x86 both are the same
+	 * instruction). */
+	return atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1;
+}
+
 void ctx_release(ctx_t *c)
 {
 	/* Iterative, so that releasing the leaf of a long chain that holds the
 	 * last references frees the chain without recursion. */
+	bool owned = false; /* c's count is already zero: free it */
 	while (c && c->kind != CTX__ROOT) {
-		if (!sole_holder(c) &&
-		    /* acq_rel: every use of the node by other holders happens
-		     * before the free (a release fetch_sub plus an acquire fence
-		     * would do, but ThreadSanitizer does not model fences; on x86
-		     * both are the same instruction). */
-		    atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+		if (!owned && !drop_ref(c))
 			return;
-		c = ctx__destroy(c);
+		c = ctx__destroy(c, &owned);
 	}
 }
 
@@ -169,8 +161,15 @@ static void *new_node(size_t size, enum ctx__kind kind, ctx_t *parent, const voi
 	atomic_init(&c->refs, 1);
 	c->kind = (uint8_t)kind;
 	c->todo = 0;
-	c->parent = ctx_retain(parent);
+	c->shard = 0;
+	c->flags = 0;
+	c->parent = parent;
 	c->src = parent->src;
+	/* A cancelable child of a SHARDED parent counts itself in the
+	 * parent's shard instead (internal.h); every other child retains. */
+	bool cancelable = kind != CTX__VALUE && kind != CTX__WITHOUT;
+	if (!cancelable || !ctx__shard_adopt(c, parent))
+		ctx_retain(parent);
 	return c;
 }
 
@@ -328,17 +327,4 @@ ctx_t *ctx_without_cancel(ctx_t *parent)
 	if (c)
 		c->src = NULL;
 	return c;
-}
-
-size_t ctx__children_count(const ctx_t *c)
-{
-	struct ctx__cnode *s = c->src;
-	if (!s)
-		return 0;
-	size_t n = 0;
-	ctx__lock(&s->lock);
-	for (struct ctx__node *e = s->children; e; e = e->next)
-		n++;
-	ctx__unlock(&s->lock);
-	return n;
 }

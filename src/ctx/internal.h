@@ -29,7 +29,8 @@
  *
  * References. `refs` counts: the creator's reference, each ctx_retain, each
  * cancel handle (a ctx_cancel_t * is the node's address and stands for one
- * reference), each child (a child holds its direct parent), each after-func
+ * reference), each child (a child holds its direct parent; a cancelable
+ * child of a SHARDED node counts that in its shard instead), each after-func
  * registration still pending (holds the ctx it watches), and temporary
  * references a canceller or the timer thread holds while working on a node.
  * A parent's child list holds no reference: a node whose count drops to zero
@@ -63,6 +64,37 @@
  *             visible while it is set and wait for it to clear, so that
  *             "ctx_err() != 0" and "the descriptor is readable" imply each
  *             other (Go's Err likewise waits for Done to be closed).
+ *   SHARDED   the child list is sharded (below); set once, never cleared.
+ *
+ * Sharded child lists (list.c). A node whose lock link() finds taken
+ * often (CTX__SHARD_AFTER times) swaps its one child list for a table of
+ * CTX__NSHARDS shards, each on its own cache line with its own lock, list
+ * and `kids` count, so that threads adding and removing children of one
+ * shared parent (the server's root context) stop bouncing its line:
+ *   - Install: under the node's lock, the old list becomes shard 0's (its
+ *     entries have `shard` 0), `shards` replaces `children`, refs gets one
+ *     reference for the table, then SHARDED is set (release). From then on
+ *     `shards` is fixed, the node's lock no longer guards any list, and an
+ *     entry's `shard` names the shard (and lock) whose list it is in.
+ *   - Link: an entry goes into the shard of the linking thread (a per-thread
+ *     index), under that shard's lock, after an acquire load of err under
+ *     it. Cancel: err is published first (with BUSY: a sharded node always
+ *     pushes its marker), then each shard's list is detached under its
+ *     lock. A link whose shard section comes first is detached; one that
+ *     comes after sees err. The node's lock is held around it all, so
+ *     shard locks nest inside a node lock, never the other way round.
+ *   - Kids: a cancelable child made under a SHARDED parent does not retain
+ *     it in refs; it counts itself in its shard's `kids` (CTX__F_SHARD_REF,
+ *     its `shard`) from birth to free, so making and freeing it writes only
+ *     its shard's line. refs holds one reference for the table; no kid can
+ *     be added once only that one is left (a kid is made by a holder of a
+ *     reference counted in refs). The holder whose release finds refs at 2
+ *     swaps it for KILLED|1 in one CAS (ctx__shard_drop); only that thread
+ *     then moves each shard's count into refs (exchanging it for
+ *     KIDS_DEAD) and drops the table's reference. A kid leaving a live
+ *     shard counts it down and touches the node no more; one leaving a
+ *     DEAD shard drops a reference of refs. Whoever takes refs (without
+ *     KILLED) to 0 frees the node, as for any other.
  */
 #ifndef GOCTX_INTERNAL_H
 #define GOCTX_INTERNAL_H
@@ -91,6 +123,13 @@ enum ctx__kind {
 #define CTX__BUSY (1u << 8)
 #define CTX__WAITERS (1u << 9)
 #define CTX__PUBLISHING (1u << 10)
+#define CTX__SHARDED (1u << 11)
+
+#define CTX__REFS_KILLED (1u << 31) /* in refs of a SHARDED node, see above */
+#define CTX__KIDS_DEAD (1u << 31)   /* in a shard's kids, see above */
+
+/* struct ctx.flags */
+#define CTX__F_SHARD_REF 1u /* the reference to parent is in its shard `shard`'s kids */
 
 struct ctx__cnode;
 
@@ -98,7 +137,12 @@ struct ctx__cnode;
 struct ctx {
 	_Atomic uint32_t refs;  /* see "References" above */
 	uint8_t kind;           /* enum ctx__kind; fixed at creation */
-	uint8_t todo;           /* ROOT only: 1 for TODO */
+	union {
+		uint8_t todo;      /* ROOT: 1 for TODO */
+		uint8_t contended; /* cancelable: link found its lock taken (under the lock) */
+	};
+	uint8_t shard;          /* an entry of a SHARDED list: its shard; guarded as pprev */
+	uint8_t flags;          /* CTX__F_*; fixed at creation */
 	struct ctx *parent;     /* held (one reference); NULL for ROOT */
 	struct ctx__cnode *src; /* nearest cancelable node at or above; fixed */
 };
@@ -116,7 +160,23 @@ struct ctx__cnode {
 	_Atomic uint32_t lock;       /* 0 free, 1 held, 2 held with sleepers */
 	int cause;                   /* before done: a TIMER's deadline cause; after: the cause */
 	ctx__os_done_t done;         /* the done descriptor, made lazily; guarded by lock */
-	struct ctx__node *children;  /* guarded by lock */
+	union {
+		struct ctx__node *children; /* !SHARDED: guarded by lock */
+		struct ctx__shards *shards; /* SHARDED: fixed */
+	};
+};
+
+#define CTX__NSHARDS 8
+#define CTX__SHARD_AFTER 8 /* contended links before a node shards its list */
+struct ctx__shard {
+	_Atomic uint32_t lock;      /* guards head and its entries' next/pprev */
+	_Atomic uint32_t kids;      /* CTX__F_SHARD_REF children of this shard */
+	struct ctx__node *head;
+	char pad[64 - 2 * sizeof(uint32_t) - sizeof(void *)];
+};
+struct ctx__shards {
+	struct ctx__shard s[CTX__NSHARDS]; /* 64-byte aligned */
+	void *raw;                         /* what ctx__alloc returned */
 };
 
 #if GOCTX_OS_LINUX && UINTPTR_MAX == UINT64_MAX
@@ -216,8 +276,8 @@ struct ctx__ext {
 #define CTX__CAUSE_SIGNAL_BIT 0x40000000
 
 /* ---- The core's files, bottom to top. Each uses only those above it in
- * this list, except the tree (ctx.c, cancel.c, timer.c, after.c, fd.c),
- * whose files call each other: a constructor arms a timer, the timer
+ * this list, except the tree (ctx.c, list.c, cancel.c, timer.c, after.c,
+ * fd.c, merge.c, ext.c), whose files call each other: a constructor arms a timer, the timer
  * thread cancels, a cancel unlinks and frees. ---- */
 
 /* ---- alloc.c: every allocation goes through ctx_set_allocator's pair ---- */
@@ -234,6 +294,17 @@ static inline void ctx__lock(_Atomic uint32_t *l)
 	if (!atomic_compare_exchange_strong_explicit(l, &z, 1, memory_order_acquire,
 	                                             memory_order_relaxed))
 		ctx__lock_slow(l);
+}
+
+/* ctx__lock, returning whether the lock was found taken. */
+static inline bool ctx__lock_contended(_Atomic uint32_t *l)
+{
+	uint32_t z = 0;
+	if (atomic_compare_exchange_strong_explicit(l, &z, 1, memory_order_acquire,
+	                                            memory_order_relaxed))
+		return false;
+	ctx__lock_slow(l);
+	return true;
 }
 
 static inline void ctx__unlock(_Atomic uint32_t *l)
@@ -282,6 +353,26 @@ void ctx__node_free(void *node);
 /* Stop caching on this thread (and flush): for threads that never exit. */
 void ctx__cache_off(void);
 
+/* ---- list.c (the tree): a cancelable node's child list, one or sharded
+ * (see SHARDED above) ---- */
+/* Link n under src unless src is done; returns src's err (0: linked). Sets
+ * *cause to src's cause when done. */
+int ctx__link(struct ctx__cnode *src, struct ctx__node *n, int *cause);
+/* Unlink n from the child list of src (the parent's src), if still linked;
+ * returns whether it was (false: a canceller detached it first). */
+bool ctx__unlink(struct ctx__cnode *src, struct ctx__node *n);
+/* For a new cancelable child of parent: if parent is SHARDED, count the
+ * child in parent's shard (setting its shard and CTX__F_SHARD_REF) and
+ * return true; else false (the child retains parent as usual). */
+bool ctx__shard_adopt(struct ctx *child, struct ctx *parent);
+/* A CTX__F_SHARD_REF child of p is being freed: true when p must now be
+ * freed by the caller (its count is zero). */
+bool ctx__shard_leave(struct ctx__cnode *p, unsigned shard);
+/* Drop one reference to SHARDED p: true when the caller must free p. */
+bool ctx__shard_drop(struct ctx__cnode *p);
+/* Free c's table (c is being freed, SHARDED). */
+void ctx__shard_free(struct ctx__cnode *c);
+
 /* ---- ctx.c (the tree) ---- */
 /* A cancelable node of `size` bytes (a struct starting with struct
  * ctx__cnode) and kind under parent, not linked yet: one reference for the
@@ -294,15 +385,11 @@ struct ctx__cnode *ctx__cnode_new(size_t size, enum ctx__kind kind, ctx_t *paren
  * born with. */
 int ctx__cnode_link(struct ctx__cnode *cn);
 bool ctx__try_retain(struct ctx *c);
-/* Unlink n from the child list of src (the parent's src), if still linked;
- * returns whether it was (false: a canceller detached it first). */
-bool ctx__unlink(struct ctx__cnode *src, struct ctx__node *n);
 /* Free a node whose count is zero (or that only the caller can reach);
- * returns its parent, whose reference the caller must drop. */
-struct ctx *ctx__destroy(struct ctx *c);
-/* Link n under src unless src is done; returns src's err (0: linked). Sets
- * *cause to src's cause when done. */
-int ctx__link(struct ctx__cnode *src, struct ctx__node *n, int *cause);
+ * returns its parent: with *owned false, the caller must drop a reference
+ * to it; with *owned true, its count is zero too and the caller frees it
+ * (NULL: nothing more to do). */
+struct ctx *ctx__destroy(struct ctx *c, bool *owned);
 
 /* ---- cancel.c (the tree) ---- */
 /* Cancel c with err and cause (cause CTX__TIMER_CAUSE: the timer's own;

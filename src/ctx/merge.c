@@ -113,6 +113,7 @@ ctx_t *ctx_with_merge(ctx_t *parent, ctx_t *const *others, size_t n, ctx_cancel_
 		struct ctx__mlink *l = &m->links[k];
 		l->node.base.kind = CTX__MLINK;
 		l->node.base.todo = 0;
+		l->node.base.flags = 0;
 		l->node.base.src = NULL;
 		atomic_init(&l->node.base.refs, 0);
 		l->node.next = NULL;

@@ -2,10 +2,21 @@
  * allocates or takes a lock; err waits only while a canceller publishes the
  * done descriptor (word.c).
  * Uses: word.c. */
+#include <stddef.h>
+
 #include "internal.h"
 
+/* What the inline fast path of goctx.h reads must be where it reads it. */
+_Static_assert(offsetof(struct ctx, src) == offsetof(struct ctx__abi_head, ctx__src),
+               "goctx.h's inline ctx_err finds src");
+_Static_assert(offsetof(struct ctx__cnode, state) == offsetof(struct ctx__abi_cnode, ctx__state),
+               "goctx.h's inline ctx_err finds state");
+_Static_assert(CTX__ERR_MASK == GOCTX__STATE_ERR && CTX__PUBLISHING == GOCTX__STATE_SLOW,
+               "goctx.h's inline ctx_err reads the same bits");
 
-int ctx_err(const ctx_t *c)
+/* The names in parentheses: goctx.h makes ctx_err(c) and ctx_done(c) inline
+ * reads; these are the exported functions behind them. */
+int(ctx_err)(const ctx_t *c)
 {
 	/* The hot path: one acquire load (pairs with the release that
 	 * publishes err in cancel.c). */
@@ -18,7 +29,7 @@ int ctx_err(const ctx_t *c)
 	return (int)(st & CTX__ERR_MASK);
 }
 
-bool ctx_done(const ctx_t *c) { return ctx_err(c) != 0; }
+bool(ctx_done)(const ctx_t *c) { return (ctx_err)(c) != 0; }
 
 int ctx_cause(const ctx_t *c)
 {

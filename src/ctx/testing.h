@@ -3,6 +3,7 @@
 #ifndef GOCTX_TESTING_H
 #define GOCTX_TESTING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "goctx.h"
@@ -25,6 +26,18 @@ size_t ctx__timers_pending(void);
  * nearest cancelable ancestor-or-self of ctx lists right now; 0 for a context
  * that can never be done. */
 size_t ctx__children_count(const ctx_t *ctx);
+
+/* Whether the child list of ctx's nearest cancelable ancestor-or-self is
+ * sharded; ctx__shard_now(ctx) shards a cancelable ctx's list at once (0,
+ * EINVAL for a context that is not cancelable itself, ENOMEM). */
+bool ctx__sharded(const ctx_t *ctx);
+int ctx__shard_now(ctx_t *ctx);
+
+/* Call fn in the cancelling thread between the moment a cancellation
+ * publishes err and the moment it makes the done descriptor readable (only
+ * for contexts whose descriptor was made); NULL: none. Set it while no
+ * cancellation runs. */
+void ctx__set_publish_hook(void (*fn)(void));
 
 /* How many freed nodes the calling thread's cache holds (cache.c). */
 size_t ctx__cache_held(void);

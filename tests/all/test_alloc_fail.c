@@ -900,9 +900,11 @@ static int call_io_dial_name(void)
 static void test_io(void **state)
 {
 	(void)state;
-	assert_true(walk_int("ctx_read (1 ms deadline)", call_io_read, ETIMEDOUT) >= 2);
+	/* The deadline's node (a wait registers in its own frame), and for 20
+	 * descriptors the wait's poll array. */
+	assert_true(walk_int("ctx_read (1 ms deadline)", call_io_read, ETIMEDOUT) >= 1);
 	assert_true(walk_int("ctx_poll (20 descriptors, 1 ms deadline)", call_io_poll_many,
-	                     ETIMEDOUT) >= 3);
+	                     ETIMEDOUT) >= 2);
 	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t al = sizeof a;

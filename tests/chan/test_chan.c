@@ -520,6 +520,25 @@ static void test_allocations(void **state)
 		assert_int_equal(chan_recv(c, &v, &ok), 0);
 	}
 	assert_int_equal(atomic_load(&n_allocs) - a0, 0); /* operations allocate nothing */
+	/* Nor does a select that blocks with a context case (it hooks the
+	 * context in its own storage), on a buffered and an unbuffered
+	 * channel, whether it times out or the context fires. */
+	chan_t *u = chan_make(sizeof(int), 0);
+	ctx_cancel_t *cancel;
+	ctx_t *ctx = ctx_with_cancel(ctx_background(), &cancel);
+	assert_non_null(u);
+	assert_non_null(ctx);
+	a0 = atomic_load(&n_allocs);
+	for (int i = 0; i < 20; i++) {
+		chan_case_t cs[] = {CHAN_CASE_RECV(i % 2 ? c : u, &v), CHAN_CASE_DONE(ctx)};
+		size_t fired;
+		assert_int_equal(chan_select(cs, 2, 10 * CTX_MICROSECOND, &fired), ETIMEDOUT);
+		assert_int_equal(fired, CHAN_NONE);
+	}
+	assert_int_equal(atomic_load(&n_allocs) - a0, 0);
+	chan_release(u);
+	ctx_cancel(cancel);
+	ctx_release(ctx);
 	chan_release(c);
 }
 
@@ -527,6 +546,9 @@ static void test_out_of_memory(void **state)
 {
 	(void)state;
 	chan_t *c = chan_make(sizeof(int), 0);
+	chan_t *ready = chan_make(sizeof(int), 1);
+	int val = 42;
+	assert_int_equal(chan_send(ready, &val), 0);
 	ctx_cancel_t *cancel;
 	ctx_t *ctx = ctx_with_cancel(ctx_background(), &cancel);
 	ctx_flush_cache(); /* no node from this thread's cache: each one fails */
@@ -534,9 +556,15 @@ static void test_out_of_memory(void **state)
 	errno = 0;
 	assert_null(chan_make(sizeof(int), 1));
 	assert_int_equal(errno, ENOMEM);
-	/* Hooking the context fails: nothing happens, nothing stays queued. */
+	/* Hooking a context needs no memory (the registration lives in the
+	 * select's own storage): a blocking receive with a context case still
+	 * blocks, and ends at its timeout, nothing left queued. */
 	int v = 1;
-	assert_int_equal(chan_recv_ctx(ctx, c, &v, NULL), ENOMEM);
+	chan_case_t two[2] = {CHAN_CASE_RECV(c, &v), CHAN_CASE_DONE(ctx)};
+	size_t fired2;
+	assert_int_equal(chan_select(two, 2, CTX_MILLISECOND, &fired2), ETIMEDOUT);
+	assert_int_equal(fired2, CHAN_NONE);
+	assert_int_equal(chan_try_send(c, &v), EAGAIN); /* no receiver left queued */
 	chan_case_t big[9];
 	for (int i = 0; i < 9; i++)
 		big[i] = CHAN_CASE_RECV(c, NULL);
@@ -544,6 +572,16 @@ static void test_out_of_memory(void **state)
 	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case wakes chan_select",
 	                            chan_select(big, 9, CTX_FOREVER, &fired)), ENOMEM);
 	assert_int_equal(chan_select(big, 9, 0, &fired), EAGAIN); /* no need to allocate */
+	/* A blocking select over more cases than fit on the stack needs
+	 * memory only to block: with a case ready it proceeds. */
+	assert_non_null(ready);
+	big[7] = CHAN_CASE_RECV(ready, &v);
+	v = 0;
+	assert_int_equal(UT_BOUNDED(UT_BOUND_MS, "a ready case fires at once",
+	                            chan_select(big, 9, CTX_FOREVER, &fired)), 0);
+	assert_int_equal(fired, 7);
+	assert_int_equal(v, 42);
+	big[7] = CHAN_CASE_RECV(c, NULL);
 	/* chan_go allocates only to start a thread: with none parked it fails
 	 * (after the idle time every cached thread is gone), with one parked
 	 * it needs no memory. */
@@ -568,6 +606,7 @@ static void test_out_of_memory(void **state)
 	assert_int_equal(chan_try_send(c, &v), EAGAIN);
 	ctx_cancel(cancel);
 	ctx_release(ctx);
+	chan_release(ready);
 	chan_release(c);
 }
 

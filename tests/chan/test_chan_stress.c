@@ -17,6 +17,7 @@
 #include "util.h"
 
 #include "goctx/chan.h"
+#include "chan/testing.h"
 
 enum { SENDERS = 3, RECEIVERS = 2, SELECTORS = 2, PER = 2000 };
 #define NVAL ((SENDERS + SELECTORS) * PER)
@@ -206,10 +207,137 @@ static void test_conservation(void **state)
 		run_round(caps[i % 3]);
 }
 
+/* The same with the spins off (chan__set_spin): every wait that cannot
+ * complete at once queues and sleeps, so the lock-free ring's kicks (a
+ * publisher that must see a waiter queuing at the same moment) and the
+ * wakes are what carries every hand-off. */
+static void test_conservation_no_spin(void **state)
+{
+	(void)state;
+	chan__set_spin(false);
+	const int rounds = UT_ITERS(12);
+	static const size_t caps[] = {0, 1, 5};
+	for (int i = 0; i < rounds; i++)
+		run_round(caps[i % 3]);
+	chan__set_spin(true);
+}
+
+/* ---- One producer, one consumer: no lost wake-up, FIFO. ----------------- */
+
+/* A buffered channel between one sender and one receiver must deliver
+ * every value, in order, whatever mix of calls the two use: the plain
+ * calls take the lock-free ring (and kick a queued peer without a fence,
+ * by the claim's seq_cst CAS), the context forms and selects block through
+ * the queue with a context case hooked. A lost kick leaves one side
+ * asleep with the other done: the bounded join fails. */
+enum { SPSC_N = 20000 };
+
+struct spsc {
+	chan_t *c;
+	ctx_t *ctx;
+	atomic_int bad;
+};
+
+static void *spsc_producer(void *p)
+{
+	struct spsc *s = p;
+	for (uint64_t i = 0; i < SPSC_N; i++) {
+		int e;
+		switch (i % 3) {
+		case 0:
+			e = chan_send(s->c, &i);
+			break;
+		case 1:
+			e = chan_send_ctx(s->ctx, s->c, &i);
+			break;
+		default: {
+			chan_case_t cs[2] = {CHAN_CASE_SEND(s->c, &i), CHAN_CASE_DONE(s->ctx)};
+			size_t fired;
+			e = chan_select(cs, 2, CTX_FOREVER, &fired);
+			if (e == 0 && fired != 0)
+				e = ECANCELED;
+			break;
+		}
+		}
+		if (e)
+			atomic_fetch_add(&s->bad, 1);
+	}
+	return NULL;
+}
+
+static void *spsc_consumer(void *p)
+{
+	struct spsc *s = p;
+	for (uint64_t i = 0; i < SPSC_N; i++) {
+		uint64_t v = UINT64_MAX;
+		bool ok = false;
+		int e;
+		switch (i % 4) {
+		case 0:
+			e = chan_recv(s->c, &v, &ok);
+			break;
+		case 1:
+			e = chan_recv_ctx(s->ctx, s->c, &v, &ok);
+			break;
+		case 2: {
+			chan_case_t cs[2] = {CHAN_CASE_DONE(s->ctx), CHAN_CASE_RECV(s->c, &v)};
+			size_t fired;
+			e = chan_select(cs, 2, CTX_FOREVER, &fired);
+			ok = cs[1].ok;
+			if (e == 0 && fired != 1)
+				e = ECANCELED;
+			break;
+		}
+		default:
+			/* Spin on the non-blocking form now and then: a consumer that
+			 * never blocks must not miss values either. */
+			while ((e = chan_try_recv(s->c, &v, &ok)) == EAGAIN)
+				sched_yield();
+			break;
+		}
+		if (e || !ok || v != i) /* lost, duplicated or out of order */
+			atomic_fetch_add(&s->bad, 1);
+	}
+	return NULL;
+}
+
+static void spsc_round(size_t cap)
+{
+	struct spsc s = {.c = chan_make(sizeof(uint64_t), cap)};
+	assert_non_null(s.c);
+	ctx_cancel_t *cancel;
+	s.ctx = ctx_with_cancel(ctx_background(), &cancel);
+	assert_non_null(s.ctx);
+	pthread_t p, q;
+	assert_int_equal(pthread_create(&p, NULL, spsc_producer, &s), 0);
+	assert_int_equal(pthread_create(&q, NULL, spsc_consumer, &s), 0);
+	assert_true(ut_join_ms(p, BOUND_MS, NULL));
+	assert_true(ut_join_ms(q, BOUND_MS, NULL));
+	assert_int_equal(atomic_load(&s.bad), 0);
+	assert_int_equal(chan_len(s.c), 0);
+	ctx_cancel(cancel);
+	ctx_release(s.ctx);
+	chan_release(s.c);
+}
+
+static void test_spsc_fifo(void **state)
+{
+	(void)state;
+	for (int spin = 1; spin >= 0; spin--) {
+		chan__set_spin(spin);
+		spsc_round(1);
+		spsc_round(2);
+		spsc_round(128);
+	}
+	chan__set_spin(true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_conservation),
+		cmocka_unit_test(test_conservation_no_spin),
+		cmocka_unit_test(test_spsc_fifo),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
  * goctx-glib): a GCancellable from a 20 ms context, and a context from a
  * GCancellable. Exits 0 when both directions work. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 
 #include <goctx/glib.h>
@@ -13,6 +14,16 @@ int main(void) {
     if (!c)
         return 1;
     int err = ctx_wait(ctx, 10 * CTX_SECOND);
+    /* The bridge cancels c from an after-func, which the timer thread runs
+     * just after it made ctx done: ctx_wait may return first. Wait for the
+     * cancellable's own descriptor (bounded). */
+    int fd = g_cancellable_get_fd(c);
+    if (fd >= 0) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        while (poll(&p, 1, 10000) < 0 && errno == EINTR)
+            ;
+        g_cancellable_release_fd(c);
+    }
     gboolean cancelled = g_cancellable_is_cancelled(c);
     g_object_unref(c);
     ctx_cancel(cancel);

@@ -101,5 +101,44 @@ for so in "$libdir"/libgoctx*.so; do
     echo "abi: $lib: same ABI as abi/$lib.abi"
   fi
 done
+
+# The layout goctx.h's inline code reads (the inline ctx_err and ctx_done)
+# and the caller-provided storage it sizes: programs compiled against the
+# header carry these numbers, so they are ABI the symbols do not show.
+cat >"$tmp/inline.c" <<'PROBE'
+#include <stdalign.h>
+#include <stdio.h>
+#include <goctx.h>
+int main(void)
+{
+	printf("ctx__abi_head.ctx__src offset %zu\n", offsetof(struct ctx__abi_head, ctx__src));
+	printf("ctx__abi_cnode.ctx__state offset %zu\n",
+	       offsetof(struct ctx__abi_cnode, ctx__state));
+	printf("GOCTX__STATE_ERR 0x%x\n", GOCTX__STATE_ERR);
+	printf("GOCTX__STATE_SLOW 0x%x\n", GOCTX__STATE_SLOW);
+	printf("ctx_after_slot_t size %zu align %zu\n", sizeof(ctx_after_slot_t),
+	       alignof(ctx_after_slot_t));
+	return 0;
+}
+PROBE
+inline_base=$src/abi/libgoctx.inline
+if ! ${CC:-cc} -std=c11 -I"$prefix/include" -o "$tmp/inline" "$tmp/inline.c" 2>"$tmp/err"; then
+  cat "$tmp/err"; echo "FAIL abi: the inline layout probe does not build"; exit 1
+fi
+{ echo "arch $(uname -m)"; "$tmp/inline"; } >"$tmp/libgoctx.inline"
+if [ "$update" = 1 ]; then
+  cp "$tmp/libgoctx.inline" "$inline_base"
+  echo "abi: wrote abi/libgoctx.inline"
+elif [ "$(head -n 1 "$inline_base")" != "$(head -n 1 "$tmp/libgoctx.inline")" ]; then
+  echo "abi: inline layout skipped: abi/libgoctx.inline is for another architecture"
+elif ! diff -u "$inline_base" "$tmp/libgoctx.inline"; then
+  echo "FAIL abi: the layout goctx.h's inline code reads changed from abi/libgoctx.inline"
+  echo "  (above). Programs compiled against the old header read the old places. Undo"
+  echo "  the change, or bump the soname and run \`make abi-update\`: see abi/README.md."
+  fail=1
+else
+  echo "abi: libgoctx: same inline layout as abi/libgoctx.inline"
+fi
+
 [ "$fail" = 0 ] || exit 1
 [ "$update" = 1 ] || echo "abi: ok"
