@@ -92,30 +92,54 @@ _Static_assert(CACHE_CLASS_OK(struct ctx__cnode) && CACHE_CLASS_OK(struct ctx__v
                    CACHE_CLASS_OK(struct ctx__timer) && CACHE_CLASS_OK(struct ctx__after) &&
                    CACHE_CLASS_OK(struct ctx),
                "a cached node's last word holds its link");
-static const size_t class_size[NCLASS] = {
-	sizeof(struct ctx__cnode), sizeof(struct ctx__value), sizeof(struct ctx__timer),
-	sizeof(struct ctx__after), sizeof(struct ctx),
+#define S0 sizeof(struct ctx__cnode)
+#define S1 sizeof(struct ctx__value)
+#define S2 sizeof(struct ctx__timer)
+#define S3 sizeof(struct ctx__after)
+#define S4 sizeof(struct ctx)
+static const size_t class_size[NCLASS] = {S0, S1, S2, S3, S4};
+
+/* The class of a node of `size` bytes, or -1: the first class of that size
+ * (two kinds of one size share it). A constant expression. */
+#define CLASS_OF(size)                                                                     \
+	((size) == S0 ? 0 : (size) == S1 ? 1 : (size) == S2 ? 2 : (size) == S3 ? 3 : (size) == S4 ? 4 \
+	                                                                                     : -1)
+
+/* Both lookups are one table load: by size in pointer words (every class
+ * size is a multiple of a pointer's, at most MAX_WORDS words), and by kind. */
+#define MAX_WORDS 16
+_Static_assert(S0 <= MAX_WORDS * sizeof(void *) && S1 <= MAX_WORDS * sizeof(void *) &&
+                   S2 <= MAX_WORDS * sizeof(void *) && S3 <= MAX_WORDS * sizeof(void *) &&
+                   S4 <= MAX_WORDS * sizeof(void *),
+               "every class size fits the size table");
+#define W(n) CLASS_OF((n) * sizeof(void *))
+static const signed char class_by_words[MAX_WORDS + 1] = {
+	-1,    W(1),  W(2),  W(3),  W(4),  W(5),  W(6),  W(7),  W(8),
+	W(9), W(10), W(11), W(12), W(13), W(14), W(15), W(16),
+};
+#undef W
+static const signed char class_by_kind[CTX__MLINK + 1] = {
+	[CTX__ROOT] = -1,
+	[CTX__VALUE] = CLASS_OF(S1),
+	[CTX__WITHOUT] = CLASS_OF(S4),
+	[CTX__CANCEL] = CLASS_OF(S0),
+	[CTX__TIMER] = CLASS_OF(S2),
+	[CTX__AFTER] = CLASS_OF(S3),
+	[CTX__EXT] = -1,   /* sized by the module that makes it */
+	[CTX__MERGE] = -1, /* sized by its number of others */
+	[CTX__MLINK] = -1, /* inside a MERGE node */
 };
 
-/* The class of a node of `size` bytes, or -1. Constant-folded when size is. */
 static inline int class_of(size_t size)
 {
-	for (int k = 0; k < NCLASS; k++)
-		if (class_size[k] == size)
-			return k;
-	return -1;
+	if (size % sizeof(void *) != 0 || size > MAX_WORDS * sizeof(void *))
+		return -1;
+	return class_by_words[size / sizeof(void *)];
 }
 
 static inline int class_of_kind(unsigned kind)
 {
-	switch (kind) {
-	case CTX__CANCEL: return class_of(sizeof(struct ctx__cnode));
-	case CTX__VALUE: return class_of(sizeof(struct ctx__value));
-	case CTX__TIMER: return class_of(sizeof(struct ctx__timer));
-	case CTX__AFTER: return class_of(sizeof(struct ctx__after));
-	case CTX__WITHOUT: return class_of(sizeof(struct ctx));
-	default: return -1;
-	}
+	return kind <= CTX__MLINK ? class_by_kind[kind] : -1;
 }
 
 /* A cached node's link to the next one: its last word (each class size is
