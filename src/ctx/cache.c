@@ -28,8 +28,11 @@
  *     thread calling it (an atexit handler, registered with the key, which
  *     switches that thread to direct frees too). Not flushed: the caches of
  *     threads still running when the process ends, and _exit().
- *  3. Bounded: a thread holds at most CACHE_BYTES of nodes; a free beyond
- *     that goes straight to the allocator.
+ *  3. Bounded: a thread holds at most CACHE_BYTES of nodes, all classes
+ *     together. A free that finds the cache full gives back nodes of other
+ *     classes to make room (so the classes in use take the room from the
+ *     ones no longer used); when only its own class is left, the freed
+ *     node goes straight to the allocator.
  *  4. Owner only: a cache is touched only by its own thread, so it needs no
  *     lock or atomic. A node freed on another thread than the one that
  *     allocated it goes into the freeing thread's cache (a node is freed by
@@ -241,6 +244,28 @@ void *ctx__node_alloc(size_t size, const void *where)
 	return ctx__alloc(size);
 }
 
+/* The cache is full and a node of class k (size bytes) is freed: give back
+ * nodes of the other classes, the largest first, until it fits; false if
+ * only class k is left (then the node itself goes back). So a class the
+ * thread no longer uses drains instead of taking the room for good. */
+static bool make_room(int k, size_t size)
+{
+	while (tc.bytes + size > CACHE_BYTES) {
+		int v = -1;
+		for (int j = 0; j < NCLASS; j++)
+			if (j != k && tc.head[j] && (v < 0 || class_size[j] > class_size[v]))
+				v = j;
+		if (v < 0)
+			return false;
+		void *p = tc.head[v];
+		tc.head[v] = *next_of(p, class_size[v]);
+		tc.bytes -= (uint32_t)class_size[v];
+		UNPOISON(p, class_size[v]);
+		ctx__free(p);
+	}
+	return true;
+}
+
 void ctx__node_free(void *node)
 {
 	int k = class_of_kind(((struct ctx *)node)->kind);
@@ -252,7 +277,7 @@ void ctx__node_free(void *node)
 				goto direct;
 		}
 		size_t size = class_size[k];
-		if (tc.bytes + size <= CACHE_BYTES) {
+		if (tc.bytes + size <= CACHE_BYTES || make_room(k, size)) {
 			*next_of(node, size) = tc.head[k];
 			POISON(node, size - sizeof(void *));
 			tc.head[k] = node;

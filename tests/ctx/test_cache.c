@@ -132,6 +132,39 @@ static void test_bounded(void **state)
 	assert_int_equal(raw_live(), ut_base);
 }
 
+/* A cache full of one class (timers) makes room for another (cancelable
+ * nodes) when those are freed: the class in use is not locked out. */
+static void test_full_cache_makes_room(void **state)
+{
+	(void)state;
+	enum { T = 2000, C = 900 };
+	static ctx_t *ts[T], *cs[C];
+	static ctx_cancel_t *hs[T];
+	ctx_flush_cache();
+	for (int i = 0; i < T; i++)
+		assert_non_null(ts[i] = ctx_with_timeout(ctx_background(), 3600 * CTX_SECOND, &hs[i]));
+	for (int i = 0; i < T; i++) {
+		ctx_cancel(hs[i]);
+		ctx_release(ts[i]);
+	}
+	size_t timers = ctx__cache_held();
+	assert_int_equal(timers, CACHE_BYTES / sizeof(struct ctx__timer)); /* full */
+	for (int i = 0; i < C; i++)
+		assert_non_null(cs[i] = ctx_with_cancel(ctx_background(), NULL));
+	for (int i = 0; i < C; i++)
+		ctx_release(cs[i]);
+	/* Every cancelable node was kept (timers gave room): made again, they
+	 * need no allocation. */
+	long a0 = atomic_load(&ut_allocs);
+	for (int i = 0; i < C; i++)
+		assert_non_null(cs[i] = ctx_with_cancel(ctx_background(), NULL));
+	assert_int_equal(atomic_load(&ut_allocs), a0);
+	for (int i = 0; i < C; i++)
+		ctx_release(cs[i]);
+	ctx_flush_cache();
+	assert_int_equal(raw_live(), ut_base);
+}
+
 /* ---- thread exit ---- */
 
 struct worker {
@@ -502,6 +535,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_every_allocation_seen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_cache_makes_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_thread_exit_flushes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_in_late_destructor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cross_thread_free, setup, teardown),
