@@ -266,30 +266,41 @@ static bool make_room(int k, size_t size)
 	return true;
 }
 
-void ctx__node_free(void *node)
+static inline void push(void *node, int k)
 {
-	int k = class_of_kind(((struct ctx *)node)->kind);
+	size_t size = class_size[k];
+	*next_of(node, size) = tc.head[k];
+	POISON(node, size - sizeof(void *));
+	tc.head[k] = node;
+	tc.bytes += (uint32_t)size;
+}
+
+/* Everything but a push into a cache that is on and has room (k: the
+ * node's class, or -1). Out of line, so the fast path stays small. */
+__attribute__((noinline)) static void free_slow(void *node, int k)
+{
 	if (k >= 0) {
-		if (tc.state != ON) {
-			if (tc.state == FRESH)
-				settle();
-			if (tc.state != ON)
-				goto direct;
-		}
-		size_t size = class_size[k];
-		if (tc.bytes + size <= CACHE_BYTES || make_room(k, size)) {
-			*next_of(node, size) = tc.head[k];
-			POISON(node, size - sizeof(void *));
-			tc.head[k] = node;
-			tc.bytes += (uint32_t)size;
+		if (tc.state == FRESH)
+			settle();
+		if (tc.state == ON && make_room(k, class_size[k])) {
+			push(node, k);
 			return;
 		}
 	}
-direct:
 	if (ctx__leak_tracking())
 		ctx__leak_free(node);
 	else
 		ctx__free(node);
+}
+
+void ctx__node_free(void *node)
+{
+	int k = class_of_kind(((struct ctx *)node)->kind);
+	if (k >= 0 && tc.state == ON && tc.bytes + class_size[k] <= CACHE_BYTES) {
+		push(node, k);
+		return;
+	}
+	free_slow(node, k);
 }
 
 void ctx__cache_off(void) { turn_off(); }
