@@ -221,8 +221,18 @@ static inline int ctx__err_inline(const ctx_t *ctx)
 		return (ctx_err)(ctx);
 	return (int)(st & GOCTX__STATE_ERR);
 }
+static inline bool ctx__done_inline(const ctx_t *ctx)
+{
+	const struct ctx__abi_cnode *s = ((const struct ctx__abi_head *)(const void *)ctx)->ctx__src;
+	if (!s)
+		return false;
+	uint32_t st = atomic_load_explicit((_Atomic uint32_t *)&s->ctx__state, memory_order_acquire);
+	if (!(st & (GOCTX__STATE_ERR | GOCTX__STATE_SLOW)))
+		return false; /* live: one test */
+	return !(st & GOCTX__STATE_SLOW) || (ctx_err)(ctx) != 0;
+}
 #define ctx_err(ctx) ctx__err_inline(ctx)
-#define ctx_done(ctx) (ctx__err_inline(ctx) != 0)
+#define ctx_done(ctx) ctx__done_inline(ctx)
 #endif
 
 /* ---- Waiting. ---------------------------------------------------------- */
