@@ -20,21 +20,6 @@ ctx_t *ctx_retain(ctx_t *c)
 	return c;
 }
 
-/* Take a reference unless the count is already zero (the node is being
- * freed). Relaxed: callers find c under a lock (the parent's, or the timer
- * queue's) that the freeing thread must also take before the memory goes,
- * and every field they then use is ordered by c's own lock or state. */
-bool ctx__try_retain(struct ctx *c)
-{
-	uint32_t n = atomic_load_explicit(&c->refs, memory_order_relaxed);
-	while ((n & ~CTX__REFS_KILLED) != 0) {
-		if (atomic_compare_exchange_weak_explicit(&c->refs, &n, n + 1, memory_order_relaxed,
-		                                          memory_order_relaxed))
-			return true;
-	}
-	return false;
-}
-
 struct ctx *ctx__destroy(struct ctx *c, bool *owned)
 {
 	struct ctx *parent = c->parent;

@@ -384,7 +384,20 @@ struct ctx__cnode *ctx__cnode_new(size_t size, enum ctx__kind kind, ctx_t *paren
  * parent cn is born done with its err and cause. Returns the err it was
  * born with. */
 int ctx__cnode_link(struct ctx__cnode *cn);
-bool ctx__try_retain(struct ctx *c);
+/* Take a reference unless the count is already zero (the node is being
+ * freed). Relaxed: callers find c under a lock (the parent's, or the timer
+ * queue's) that the freeing thread must also take before the memory goes,
+ * and every field they then use is ordered by c's own lock or state. */
+static inline bool ctx__try_retain(struct ctx *c)
+{
+	uint32_t n = atomic_load_explicit(&c->refs, memory_order_relaxed);
+	while ((n & ~CTX__REFS_KILLED) != 0) {
+		if (atomic_compare_exchange_weak_explicit(&c->refs, &n, n + 1, memory_order_relaxed,
+		                                          memory_order_relaxed))
+			return true;
+	}
+	return false;
+}
 /* Free a node whose count is zero (or that only the caller can reach);
  * returns its parent: with *owned false, the caller must drop a reference
  * to it; with *owned true, its count is zero too and the caller frees it
