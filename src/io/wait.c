@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <string.h>
 
 #include "internal.h"
@@ -91,36 +90,6 @@ static int wait_forever(struct pollfd *fds, nfds_t n, int *ready)
 
 #define WAIT_STACK 8 /* descriptors a wait handles without allocating */
 
-/* How long a wait polls without sleeping first (never on a single CPU): an
- * answer from a thread on another CPU that comes within it costs neither
- * side a sleep and a wake-up, which are most of a round trip between two
- * threads. The same bound as the core's spins before a futex wait. */
-#define SPIN_NS (20 * CTX_MICROSECOND)
-
-/* Poll fds without blocking until one is ready (true), or ctx is done, the
- * deadline or SPIN_NS passes (false: sleep). *r is poll's result. */
-static bool spin(ctx_t *ctx, struct pollfd *fds, nfds_t n, bool has_deadline,
-                 ctx_time_t deadline, int *r)
-{
-	if (ctx__os_ncpu() < 2)
-		return false;
-	ctx_time_t now = ctx__os_now(), stop = now + SPIN_NS;
-	if (has_deadline && deadline < stop)
-		stop = deadline;
-	for (unsigned round = 1; now < stop && !ctx_done(ctx); round++) {
-		if ((*r = ctx__os_poll(fds, n, 0)) != 0 && !(*r < 0 && errno == EINTR))
-			return true;
-		/* Now and then give the CPU to whoever else is runnable here (the
-		 * peer, when threads outnumber CPUs), as the core's spin does. */
-		if (round % 4 == 0)
-			sched_yield();
-		else
-			ctx__os_relax();
-		now = ctx__os_now();
-	}
-	return false;
-}
-
 int ctx__io_wait(ctx_t *ctx, struct pollfd *fds, nfds_t n, int *ready)
 {
 	clear_revents(fds, n);
@@ -131,15 +100,6 @@ int ctx__io_wait(ctx_t *ctx, struct pollfd *fds, nfds_t n, int *ready)
 	bool has_deadline = ctx_deadline(ctx, &deadline);
 	if (!ctx->src)
 		return wait_forever(fds, n, ready);
-
-	int r;
-	if (spin(ctx, fds, n, has_deadline, deadline, &r)) {
-		if (r < 0)
-			return errno;
-		if (ready)
-			*ready = r;
-		return 0;
-	}
 
 	const ctx__os_wakefd_t *w = thread_waker(&e);
 	if (!w)
@@ -171,7 +131,7 @@ int ctx__io_wait(ctx_t *ctx, struct pollfd *fds, nfds_t n, int *ready)
 			if (timeout < 0)
 				timeout = 0;
 		}
-		r = ctx__os_poll(all, n + 1, timeout);
+		int r = ctx__os_poll(all, n + 1, timeout);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
