@@ -152,8 +152,11 @@ static void *new_node(size_t size, enum ctx__kind kind, ctx_t *parent, const voi
 	c->src = parent->src;
 	/* A cancelable child of a SHARDED parent counts itself in the
 	 * parent's shard instead (internal.h); every other child retains. */
-	bool cancelable = kind != CTX__VALUE && kind != CTX__WITHOUT;
-	if (!cancelable || !ctx__shard_adopt(c, parent))
+	struct ctx__cnode *ps = parent->src;
+	if (kind != CTX__VALUE && kind != CTX__WITHOUT && ps == (struct ctx__cnode *)parent &&
+	    (atomic_load_explicit(&ps->state, memory_order_acquire) & CTX__SHARDED))
+		ctx__shard_adopt(c, ps);
+	else
 		ctx_retain(parent);
 	return c;
 }

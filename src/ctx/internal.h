@@ -361,10 +361,10 @@ int ctx__link(struct ctx__cnode *src, struct ctx__node *n, int *cause);
 /* Unlink n from the child list of src (the parent's src), if still linked;
  * returns whether it was (false: a canceller detached it first). */
 bool ctx__unlink(struct ctx__cnode *src, struct ctx__node *n);
-/* For a new cancelable child of parent: if parent is SHARDED, count the
- * child in parent's shard (setting its shard and CTX__F_SHARD_REF) and
- * return true; else false (the child retains parent as usual). */
-bool ctx__shard_adopt(struct ctx *child, struct ctx *parent);
+/* A new cancelable child of SHARDED parent (itself the child's parent):
+ * count the child in parent's shard (setting its shard and
+ * CTX__F_SHARD_REF) instead of retaining parent. */
+void ctx__shard_adopt(struct ctx *child, struct ctx__cnode *parent);
 /* A CTX__F_SHARD_REF child of p is being freed: true when p must now be
  * freed by the caller (its count is zero). */
 bool ctx__shard_leave(struct ctx__cnode *p, unsigned shard);

@@ -140,16 +140,13 @@ bool ctx__unlink(struct ctx__cnode *src, struct ctx__node *n)
 	return linked;
 }
 
-bool ctx__shard_adopt(struct ctx *child, struct ctx *parent)
+void ctx__shard_adopt(struct ctx *child, struct ctx__cnode *parent)
 {
-	if (parent->src != (struct ctx__cnode *)parent || !sharded(parent->src))
-		return false;
 	unsigned i = my_shard();
 	child->shard = (uint8_t)i;
 	child->flags |= CTX__F_SHARD_REF;
 	/* The creator holds parent through refs, so no free is deciding now. */
-	atomic_fetch_add_explicit(&parent->src->shards->s[i].kids, 1, memory_order_relaxed);
-	return true;
+	atomic_fetch_add_explicit(&parent->shards->s[i].kids, 1, memory_order_relaxed);
 }
 
 /* refs went from 2 (a holder's and the table's) to KILLED|1 in the
