@@ -383,6 +383,56 @@ static inline bool ut_run_bounded(void *(*fn)(void *), void *arg, int ms)
 	return false;
 }
 
+/* ---- an after-func that blocks, and a thread that stops it ---------------
+ * ut_blocking_fn(b) posts b->started, waits for b->release, then sets
+ * b->finished. ut_stopper_main(s) calls ctx_after_stop(s->stop) and records
+ * what it returned and whether fn had finished by then, then sets
+ * s->returned: for "ctx_after_stop waits while fn runs elsewhere". */
+struct ut_blocking {
+	sem_t started;
+	sem_t release;
+	atomic_int finished;
+};
+
+static inline void ut_blocking_init(struct ut_blocking *b)
+{
+	sem_init(&b->started, 0, 0);
+	sem_init(&b->release, 0, 0);
+	atomic_init(&b->finished, 0);
+}
+
+static inline void ut_blocking_destroy(struct ut_blocking *b)
+{
+	sem_destroy(&b->started);
+	sem_destroy(&b->release);
+}
+
+static inline void ut_blocking_fn(void *arg)
+{
+	struct ut_blocking *b = arg;
+	sem_post(&b->started);
+	while (sem_wait(&b->release) != 0)
+		;
+	atomic_store(&b->finished, 1);
+}
+
+struct ut_stopper {
+	ctx_after_t *stop;
+	struct ut_blocking *b;
+	atomic_int returned;
+	bool result;
+	int finished_at_return;
+};
+
+static inline void *ut_stopper_main(void *arg)
+{
+	struct ut_stopper *s = arg;
+	s->result = ctx_after_stop(s->stop);
+	s->finished_at_return = atomic_load(&s->b->finished);
+	atomic_store(&s->returned, 1);
+	return NULL;
+}
+
 /* ---- watchdog: a blocking step with a bound ---------------------------
  * UT_BOUNDED(ms, "rule", expr) evaluates expr (an int-valued blocking call:
  * a join, an endless wait) with a watchdog armed. If expr has not returned

@@ -621,55 +621,21 @@ static void test_called_once(void **state)
 
 /* ---- ctx_after_stop while fn runs elsewhere: waits ---- */
 
-struct blocking {
-	sem_t started;
-	sem_t release;
-	atomic_int finished;
-};
-
-static void blocking_fn(void *arg)
-{
-	struct blocking *b = arg;
-	sem_post(&b->started);
-	while (sem_wait(&b->release) != 0)
-		;
-	atomic_store(&b->finished, 1);
-}
-
-struct stopper {
-	ctx_after_t *stop;
-	struct blocking *b;
-	atomic_int returned;
-	bool result;
-	int finished_at_return;
-};
-
-static void *stopper_main(void *arg)
-{
-	struct stopper *s = arg;
-	s->result = ctx_after_stop(s->stop);
-	s->finished_at_return = atomic_load(&s->b->finished);
-	atomic_store(&s->returned, 1);
-	return NULL;
-}
-
 static void test_stop_waits_for_running_fn(void **state)
 {
 	(void)state;
-	struct blocking b;
-	sem_init(&b.started, 0, 0);
-	sem_init(&b.release, 0, 0);
-	atomic_init(&b.finished, 0);
+	struct ut_blocking b;
+	ut_blocking_init(&b);
 	ctx_cancel_t *cancel;
 	ctx_t *c = ctx_with_cancel(ctx_background(), &cancel);
-	struct stopper s = {.b = &b};
-	assert_int_equal(ctx_after_func(c, blocking_fn, &b, &s.stop), 0);
+	struct ut_stopper s = {.b = &b};
+	assert_int_equal(ctx_after_func(c, ut_blocking_fn, &b, &s.stop), 0);
 	/* Thread 1 cancels: fn runs there and blocks. */
 	pthread_t canceller, stopper;
 	assert_int_equal(pthread_create(&canceller, NULL, cancel_main, cancel), 0);
 	assert_true(ut_sem_wait_ms(&b.started, 10000));
 	/* Thread 2 stops while fn runs. */
-	assert_int_equal(pthread_create(&stopper, NULL, stopper_main, &s), 0);
+	assert_int_equal(pthread_create(&stopper, NULL, ut_stopper_main, &s), 0);
 	/* Give stop a chance to (wrongly) return; meanwhile it must block,
 	 * not spin (CPU time stays low). */
 	int64_t cpu0 = ut_cpu_ns();
@@ -686,8 +652,7 @@ static void test_stop_waits_for_running_fn(void **state)
 	if (cpu >= 100 * MS)
 		fail_msg("ctx_after_stop used %lld ms of CPU waiting for fn", (long long)(cpu / MS));
 	ctx_release(c);
-	sem_destroy(&b.started);
-	sem_destroy(&b.release);
+	ut_blocking_destroy(&b);
 	assert_balanced();
 }
 

@@ -353,59 +353,30 @@ static void test_order_with_heap_ones(void **state)
 
 struct blocking {
 	ctx_after_slot_t slot;
-	sem_t started;
-	sem_t release;
-	atomic_int finished;
+	struct ut_blocking b;
 };
-
-static void blocking_fn(void *arg)
-{
-	struct blocking *b = arg;
-	sem_post(&b->started);
-	while (sem_wait(&b->release) != 0)
-		;
-	atomic_store(&b->finished, 1);
-}
-
-struct stopper {
-	ctx_after_t *h;
-	struct blocking *b;
-	atomic_int returned;
-	bool result;
-	int finished_at_return;
-};
-
-static void *stopper_main(void *arg)
-{
-	struct stopper *s = arg;
-	s->result = ctx_after_stop(s->h);
-	s->finished_at_return = atomic_load(&s->b->finished);
-	atomic_store(&s->returned, 1);
-	return NULL;
-}
 
 static void test_stop_waits_for_running_fn(void **state)
 {
 	(void)state;
 	struct blocking *b = calloc(1, sizeof *b);
 	assert_non_null(b);
-	sem_init(&b->started, 0, 0);
-	sem_init(&b->release, 0, 0);
+	ut_blocking_init(&b->b);
 	ctx_cancel_t *cancel;
 	ctx_t *c = ctx_with_cancel(ctx_background(), &cancel);
-	struct stopper s1 = {.b = b}, s2 = {.b = b};
-	s1.h = s2.h = ctx_after_func_at(c, &b->slot, blocking_fn, b);
-	assert_non_null(s1.h);
+	struct ut_stopper s1 = {.b = &b->b}, s2 = {.b = &b->b};
+	s1.stop = s2.stop = ctx_after_func_at(c, &b->slot, ut_blocking_fn, &b->b);
+	assert_non_null(s1.stop);
 	pthread_t canceller, st1, st2;
 	assert_int_equal(pthread_create(&canceller, NULL, cancel_main, cancel), 0);
-	assert_true(ut_sem_wait_ms(&b->started, 10000));
+	assert_true(ut_sem_wait_ms(&b->b.started, 10000));
 	/* Two stoppers at once while fn runs: both wait. */
-	assert_int_equal(pthread_create(&st1, NULL, stopper_main, &s1), 0);
-	assert_int_equal(pthread_create(&st2, NULL, stopper_main, &s2), 0);
+	assert_int_equal(pthread_create(&st1, NULL, ut_stopper_main, &s1), 0);
+	assert_int_equal(pthread_create(&st2, NULL, ut_stopper_main, &s2), 0);
 	for (int i = 0; i < 100 && !atomic_load(&s1.returned) && !atomic_load(&s2.returned); i++)
 		ut_sleep_ms(1);
 	bool early = atomic_load(&s1.returned) || atomic_load(&s2.returned);
-	sem_post(&b->release);
+	sem_post(&b->b.release);
 	assert_true(ut_join_ms(st1, 10000, NULL));
 	assert_true(ut_join_ms(st2, 10000, NULL));
 	assert_false(early);
@@ -415,8 +386,7 @@ static void test_stop_waits_for_running_fn(void **state)
 	assert_int_equal(s2.finished_at_return, 1);
 	/* Both returned: the slot is ours again, while the canceller may still
 	 * be finishing its cancel. */
-	sem_destroy(&b->started);
-	sem_destroy(&b->release);
+	ut_blocking_destroy(&b->b);
 	memset(b, 0x5a, sizeof *b);
 	free(b);
 	assert_true(ut_join_ms(canceller, 10000, NULL));
