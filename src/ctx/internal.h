@@ -141,7 +141,10 @@ struct ctx {
 		uint8_t todo;      /* ROOT: 1 for TODO */
 		uint8_t contended; /* cancelable: link found its lock taken (under the lock) */
 	};
-	uint8_t shard;          /* an entry of a SHARDED list: its shard; guarded as pprev */
+	uint8_t shard;          /* the shard whose list (and lock) holds this entry in a
+	                         * SHARDED src (0 otherwise); written by the linking thread
+	                         * before the entry is shared (ctx__shard_adopt, ctx__link),
+	                         * fixed after, so an unlinker reads it before any lock */
 	uint8_t flags;          /* CTX__F_*; fixed at creation */
 	struct ctx *parent;     /* held (one reference); NULL for ROOT */
 	struct ctx__cnode *src; /* nearest cancelable node at or above; fixed */
