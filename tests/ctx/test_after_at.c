@@ -157,11 +157,16 @@ static void test_fire_then_stop(void **state)
 static void test_fire_by_deadline(void **state)
 {
 	(void)state;
+	/* On the test clock, so that the deadline cannot pass before the
+	 * registration (then fn would run at once, in this thread). */
+	ctx_time_t t0 = ut_fake_install();
 	ctx_cancel_t *cancel;
 	ctx_t *c = ctx_with_timeout(ctx_background(), 1 * MS, &cancel);
 	struct reg *r = reg_new(c);
 	ctx_after_t *h = ctx_after_func_at(c, &r->slot, reg_fn, r);
 	assert_non_null(h);
+	assert_int_equal(atomic_load(&r->calls), 0);
+	ut_fake_set(t0 + 2 * MS);
 	assert_int_equal(ctx_wait(c, 10000 * MS), ETIMEDOUT);
 	/* The timer thread may still be in fn: stop waits for it. */
 	bool stopped = ctx_after_stop(h);
@@ -608,7 +613,7 @@ int main(void)
 		T(test_allocates_nothing),
 		T(test_stop_before_fire),
 		T(test_fire_then_stop),
-		T(test_fire_by_deadline),
+		cmocka_unit_test_setup_teardown(test_fire_by_deadline, test_setup, ut_fake_teardown),
 		T(test_done_and_never_done),
 		T(test_einval),
 		T(test_does_not_hold_ctx),
